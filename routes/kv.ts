@@ -1,0 +1,120 @@
+/** /kv/:key: HTTP mapping only. Parse, validate, call the KV service, shape the answer. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { GatewayError } from '../src/errors.js'
+import type { Condition } from '../src/kv.js'
+import {
+  DeleteQuerySchema, errorRef, GetHeadersSchema, GetQuerySchema, KeyParamsSchema, kvErrors, PutHeadersSchema,
+  PutQuerySchema, WriteReplySchema
+} from '../src/schemas.js'
+
+const headers = {
+  servedBy: { 'x-served-by': { type: 'string', enum: ['replica', 'master'], description: 'Which role answered' } },
+  ttl: { 'x-ttl': { type: 'integer', description: 'Seconds until the key expires (absent when it does not)' } },
+  sync: { 'x-sync-token': { type: 'string', description: 'Master replication offset after the write: send it back on a GET to read your own write' } }
+}
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const { kv, gatewayConfig: config } = app
+
+  const checkKey = (key: string): string => {
+    const bytes = Buffer.byteLength(key)
+    if (bytes === 0 || bytes > config.maxKeyBytes) {
+      throw new GatewayError('GW_ERR_KEY_INVALID', `the key must be 1 to ${config.maxKeyBytes} bytes after URL decoding (got ${bytes})`)
+    }
+    return key
+  }
+
+  app.get('/kv/:key', {
+    schema: {
+      tags: ['kv'],
+      summary: 'Read a value',
+      description: 'Answers the exact stored bytes. Served by a healthy replica chosen by the read strategy; the master answers when no replica can (or with `consistency=strong`).',
+      params: KeyParamsSchema,
+      querystring: GetQuerySchema,
+      headers: GetHeadersSchema,
+      response: {
+        200: {
+          description: 'The stored bytes',
+          headers: { ...headers.servedBy, ...headers.ttl },
+          content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }
+        },
+        404: errorRef('The key does not exist'),
+        409: errorRef('The key holds a non-string Redis value'),
+        ...kvErrors
+      }
+    }
+  }, async (req, reply) => {
+    const key = checkKey(req.params.key)
+    const token = req.query.syncToken ?? req.headers['x-sync-token']
+    const r = await kv.get(key, {
+      consistency: req.query.consistency ?? 'eventual',
+      ...(token === undefined ? {} : { syncToken: Number(token) })
+    })
+    reply.header('x-served-by', r.servedBy)
+    if (r.value === null) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key does not exist')
+    if (r.ttlSeconds !== null) reply.header('x-ttl', r.ttlSeconds)
+    return await reply.type('application/octet-stream').send(r.value)
+  })
+
+  app.put('/kv/:key', {
+    bodyLimit: config.maxValueBytes,
+    schema: {
+      tags: ['kv'],
+      summary: 'Store a value',
+      description: 'Stores the request body byte-for-byte (any content type) on the master. Acknowledged only once the replicas that could be promoted have it, unless `durability=none`.',
+      params: KeyParamsSchema,
+      querystring: PutQuerySchema,
+      headers: PutHeadersSchema,
+      // Raw bytes of any content type: documented, not validated (the parser hands a Buffer).
+      body: { content: { '*/*': { schema: { description: 'The value: raw bytes, any content type', contentMediaType: 'application/octet-stream' } } } } as unknown as undefined,
+      response: {
+        200: { description: 'Replaced an existing value', headers: headers.sync, content: { 'application/json': { schema: WriteReplySchema } } },
+        201: { description: 'Created the key', headers: headers.sync, content: { 'application/json': { schema: WriteReplySchema } } },
+        409: errorRef('The key holds a non-string Redis value'),
+        412: errorRef('If-None-Match: * and the key exists, or If-Match: * and it does not'),
+        413: errorRef('The value is larger than KV_MAX_VALUE_BYTES'),
+        504: errorRef('The write reached the master but was not confirmed on the replicas in time: its outcome is unknown; retrying is safe'),
+        ...kvErrors
+      }
+    }
+  }, async (req, reply) => {
+    const key = checkKey(req.params.key)
+    const condition: Condition = req.headers['if-none-match'] === '*' ? 'create-only' : req.headers['if-match'] === '*' ? 'replace-only' : 'none'
+    if (req.headers['if-none-match'] === '*' && req.headers['if-match'] === '*') {
+      throw new GatewayError('GW_ERR_BAD_REQUEST', 'If-None-Match: * and If-Match: * cannot be combined')
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
+    const r = await kv.put(key, body, {
+      condition,
+      ...(req.query.ttl === undefined ? {} : { ttlSeconds: req.query.ttl }),
+      ...(req.query.durability === undefined ? {} : { durability: req.query.durability })
+    })
+    reply.header('x-sync-token', r.syncToken)
+    if (r.created) reply.header('location', `/kv/${encodeURIComponent(key)}`)
+    return await reply.code(r.created ? 201 : 200).send({ result: r.created ? 'created' : 'replaced', syncToken: r.syncToken, replicas: r.replicas })
+  })
+
+  app.delete('/kv/:key', {
+    schema: {
+      tags: ['kv'],
+      summary: 'Delete a key',
+      description: 'Deletes on the master, acknowledged like a PUT.',
+      params: KeyParamsSchema,
+      querystring: DeleteQuerySchema,
+      response: {
+        204: { description: 'Deleted', headers: headers.sync, type: 'null' },
+        404: errorRef('The key did not exist'),
+        504: errorRef('The delete reached the master but was not confirmed on the replicas in time'),
+        ...kvErrors
+      }
+    }
+  }, async (req, reply) => {
+    const key = checkKey(req.params.key)
+    const r = await kv.delete(key, req.query.durability === undefined ? {} : { durability: req.query.durability })
+    reply.header('x-sync-token', r.syncToken)
+    if (!r.existed) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key did not exist')
+    return await reply.code(204).send(null)
+  })
+}
+
+export default routes

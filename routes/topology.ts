@@ -1,0 +1,66 @@
+/** /topology, /healthz, /readyz. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { withTimeout } from '../src/redis/faults.js'
+import { errorRef, HealthSchema, TopologySchema } from '../src/schemas.js'
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const { topology, breakers, router, connections, gatewayConfig: config } = app
+
+  app.get('/topology', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Current master, replicas (health, lag), sentinels and circuit breakers',
+      response: { 200: TopologySchema, 500: errorRef('Internal error') }
+    }
+  }, async () => {
+    const s = topology.snapshot
+    return {
+      masterName: s.masterName,
+      master: s.master === null ? null : { host: s.master.host, port: s.master.port, confirmed: s.masterConfirmed },
+      configEpoch: s.configEpoch,
+      requiredReplicas: s.requiredReplicas,
+      failoverInProgress: s.failoverInProgress,
+      replicas: s.replicas.map(r => ({
+        host: r.host,
+        port: r.port,
+        healthy: r.healthy && !breakers.isOpen(r.key),
+        ...(r.reason !== undefined ? { reason: r.reason } : breakers.isOpen(r.key) ? { reason: 'circuit breaker open' } : {}),
+        attached: r.attached,
+        lagBytes: r.lagBytes,
+        lagSeconds: r.lagSeconds,
+        latencyMs: roundMs(router.latencyOf(r.key))
+      })),
+      sentinels: topology.sentinelStatuses.map(st => ({ host: st.host, port: st.port, reachable: st.reachable })),
+      breakers: breakers.status(),
+      lastFailover: s.lastFailover,
+      readStrategy: config.readStrategy,
+      refreshedAt: s.refreshedAt
+    }
+  })
+
+  app.get('/healthz', {
+    schema: { tags: ['operations'], summary: 'The process is up', response: { 200: HealthSchema } }
+  }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Ready: a master is known and answers PING',
+      response: { 200: HealthSchema, 503: HealthSchema }
+    }
+  }, async (_req, reply) => {
+    const s = topology.snapshot
+    if (s.master === null) return await reply.code(503).send({ status: 'not ready', reason: 'no master known yet' })
+    try {
+      const master = s.master
+      await withTimeout('PING', config.commandTimeoutMs, async () => await connections.get(master).pick().ping())
+      return { status: 'ready' }
+    } catch {
+      return await reply.code(503).send({ status: 'not ready', reason: 'the master does not answer PING' })
+    }
+  })
+}
+
+const roundMs = (ms: number | null): number | null => ms === null ? null : Math.round(ms * 100) / 100
+
+export default routes

@@ -1,0 +1,113 @@
+/**
+ * Server assembly: Fastify with the services decorated on it, one error handler, the routes.
+ */
+import { randomUUID } from 'node:crypto'
+import swagger from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import kvRoutes from '../routes/kv.js'
+import topologyRoutes from '../routes/topology.js'
+import type { Config } from './config.js'
+import { errorBody, GatewayError } from './errors.js'
+import { loggerOptions } from './logger.js'
+import { ErrorSchema } from './schemas.js'
+import { createServices, type Services } from './services.js'
+
+declare module 'fastify' {
+  interface FastifyInstance extends Omit<Services, 'close'> {
+    gatewayConfig: Config
+  }
+}
+
+/** Fastify's own client-error codes mapped to ours. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'GW_ERR_VALUE_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_VALIDATION: 'GW_ERR_BAD_REQUEST'
+}
+
+/** Exactly one log line per request, written when it completes. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest (): void {}
+  override requestCompleted (error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    if (error != null) req.log.error({ ...line, err: error }, 'request failed')
+    else req.log.info(line, 'request')
+  }
+}
+
+export interface BuildOptions {
+  /** Skip connecting to Redis (used only to generate openapi.yaml). */
+  offline?: boolean
+}
+
+export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel),
+    logController: new OneLinePerRequest(),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Keys are validated by our own byte limit (400), not cut by the router (404).
+    routerOptions: { maxParamLength: config.maxKeyBytes * 3 + 64 },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  const services = createServices(config, app.log as unknown as Logger)
+  app.decorate('gatewayConfig', config)
+  app.decorate('connections', services.connections)
+  app.decorate('topology', services.topology)
+  app.decorate('breakers', services.breakers)
+  app.decorate('router', services.router)
+  app.decorate('kv', services.kv)
+  app.addHook('onClose', async () => services.close())
+
+  // Values are raw bytes of any content type.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.maxValueBytes }, (_req, body, done) => done(null, body))
+
+  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+
+  app.setErrorHandler((err: FastifyError | GatewayError, req, reply) => {
+    if (err instanceof GatewayError) {
+      if (err.statusCode >= 500) req.log.warn({ code: err.code, cause: causeText(err.cause) }, err.message)
+      if (err.retryAfter !== undefined) reply.header('retry-after', err.retryAfter)
+      return reply.code(err.statusCode).send(errorBody(err.code, err.message))
+    }
+    const status = err.statusCode ?? 500
+    if (status < 500) {
+      const code = FASTIFY_CODES[err.code] ?? 'GW_ERR_BAD_REQUEST'
+      const message = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `the value is larger than ${config.maxValueBytes} bytes` : err.message
+      return reply.code(status).send(errorBody(code, message))
+    }
+    req.log.error({ err }, 'unhandled error')
+    return reply.code(500).send(errorBody('GW_ERR_INTERNAL', 'internal error'))
+  })
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('GW_ERR_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`))
+  })
+
+  app.addSchema(ErrorSchema)
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Sentinel KV gateway',
+        version: '0.1.0',
+        description: 'HTTP key/value gateway in front of a Redis Sentinel deployment: writes go to the master and are acknowledged once the replicas that could be promoted have them; reads are spread over healthy replicas.'
+      },
+      tags: [{ name: 'kv', description: 'Key/value operations' }, { name: 'operations', description: 'Topology and health' }]
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
+  })
+  await app.register(kvRoutes)
+  await app.register(topologyRoutes)
+
+  if (opts.offline === true) services.close()
+  else await services.topology.start()
+  return app
+}
+
+function causeText (cause: unknown): string | undefined {
+  return cause instanceof Error ? `${cause.name}: ${cause.message}` : cause === undefined ? undefined : String(cause)
+}

@@ -1,0 +1,196 @@
+/**
+ * Configuration: environment variables only, parsed and validated once.
+ *
+ * Each variable is described once in `VARIABLES` below; the README table is generated from it
+ * (`node dist/scripts/config-table.js`) and a test checks that they agree.
+ */
+import { isIP } from 'node:net'
+
+export type ReadStrategy = 'round-robin' | 'random' | 'least-latency'
+export type Durability = 'replicated' | 'none'
+export interface HostPort { host: string; port: number }
+
+/** Thrown for a bad environment value; `message` is the one line printed before exit. */
+export class ConfigError extends Error {
+  readonly code = 'GW_ERR_CONFIG_INVALID'
+}
+
+type Kind =
+  | { type: 'string' }
+  | { type: 'secret' }
+  | { type: 'int'; min: number; max: number }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'sentinels' }
+
+interface Variable { env: string; kind: Kind; default?: string; doc: string; required?: boolean }
+
+const int = (min: number, max: number): Kind => ({ type: 'int', min, max })
+const MAX_INT = 2 ** 31 - 1
+
+/** The one table of every variable: name, type, default and what it does. */
+export const VARIABLES = [
+  { env: 'REDIS_SENTINELS', kind: { type: 'sentinels' }, required: true, doc: 'Comma-separated sentinel addresses `host:port,host:port,...` (use 3 or more, an odd number). The master and replicas are discovered through them.' },
+  { env: 'REDIS_MASTER_NAME', kind: { type: 'string' }, default: 'mymaster', doc: 'Name of the master set monitored by the sentinels.' },
+  { env: 'REDIS_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the Redis nodes (optional).' },
+  { env: 'REDIS_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the Redis nodes (never logged or shown).' },
+  { env: 'REDIS_SENTINEL_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the sentinels (optional).' },
+  { env: 'REDIS_SENTINEL_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the sentinels (never logged or shown).' },
+  { env: 'REDIS_DB', kind: int(0, 15), default: '0', doc: 'Logical database number.' },
+  { env: 'REDIS_READ_STRATEGY', kind: { type: 'enum', values: ['round-robin', 'random', 'least-latency'] }, default: 'round-robin', doc: 'How reads are spread over healthy replicas.' },
+  { env: 'REDIS_CONNECT_TIMEOUT_MS', kind: int(50, 60_000), default: '2000', doc: 'Timeout to open a connection to a node or sentinel.' },
+  { env: 'REDIS_COMMAND_TIMEOUT_MS', kind: int(10, 60_000), default: '1000', doc: 'Timeout of one Redis call (a node that takes longer counts as failing).' },
+  { env: 'REDIS_POOL_SIZE', kind: int(1, 64), default: '2', doc: 'Connections per Redis node.' },
+  { env: 'REDIS_REFRESH_INTERVAL_MS', kind: int(100, 60_000), default: '1000', doc: 'Periodic topology refresh through the sentinels (safety net besides sentinel events); also how often replica lag is read.' },
+  { env: 'REDIS_WAIT_TIMEOUT_MS', kind: int(10, 60_000), default: '500', doc: 'How long one write attempt waits (`WAIT`) for the replicas to confirm it.' },
+  { env: 'WRITE_DURABILITY', kind: { type: 'enum', values: ['replicated', 'none'] }, default: 'replicated', doc: 'Default write acknowledgement: `replicated` (on the master and every replica that could be promoted) or `none` (master only; may be lost in a failover). Per request: `?durability=`.' },
+  { env: 'REQUEST_RETRY_BUDGET_MS', kind: int(0, 120_000), default: '5000', doc: 'Total time a request may spend retrying a failing Redis call (exponential backoff, full jitter) before it answers 503/504.' },
+  { env: 'RETRY_BASE_DELAY_MS', kind: int(1, 10_000), default: '25', doc: 'First retry delay ceiling; doubles each try.' },
+  { env: 'RETRY_MAX_DELAY_MS', kind: int(1, 60_000), default: '500', doc: 'Largest retry delay ceiling.' },
+  { env: 'REPLICA_MAX_LAG_BYTES', kind: int(0, MAX_INT), default: '1048576', doc: 'A replica further behind the master than this (replication offset bytes) gets no reads; 0 disables the check.' },
+  { env: 'BREAKER_ERROR_THRESHOLD_PERCENT', kind: int(1, 100), default: '50', doc: 'Circuit breaker (per node): failure percentage in the rolling window that opens it.' },
+  { env: 'BREAKER_VOLUME_THRESHOLD', kind: int(1, 10_000), default: '5', doc: 'Circuit breaker: minimum calls in the window before it may open.' },
+  { env: 'BREAKER_RESET_TIMEOUT_MS', kind: int(100, 600_000), default: '5000', doc: 'Circuit breaker: time open before one trial call (half-open).' },
+  { env: 'BREAKER_ROLLING_WINDOW_MS', kind: int(100, 600_000), default: '10000', doc: 'Circuit breaker: length of the rolling statistics window.' },
+  { env: 'KV_MAX_KEY_BYTES', kind: int(1, 65_536), default: '1024', doc: 'Longest key, in bytes after URL decoding.' },
+  { env: 'KV_MAX_VALUE_BYTES', kind: int(1, 512 * 1024 * 1024), default: '1048576', doc: 'Largest value (request body) in bytes; larger gets 413.' },
+  { env: 'HOST', kind: { type: 'string' }, default: '0.0.0.0', doc: 'Address the HTTP server listens on.' },
+  { env: 'PORT', kind: int(0, 65_535), default: '3000', doc: 'Port the HTTP server listens on.' },
+  { env: 'LOG_LEVEL', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level (one JSON line per request at `info`).' }
+] as const satisfies readonly Variable[]
+
+export interface Config {
+  sentinels: HostPort[]
+  masterName: string
+  redisUsername?: string
+  redisPassword?: string
+  sentinelUsername?: string
+  sentinelPassword?: string
+  db: number
+  readStrategy: ReadStrategy
+  connectTimeoutMs: number
+  commandTimeoutMs: number
+  poolSize: number
+  refreshIntervalMs: number
+  waitTimeoutMs: number
+  durability: Durability
+  retryBudgetMs: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  replicaMaxLagBytes: number
+  breaker: { errorThresholdPercentage: number; volumeThreshold: number; resetTimeout: number; rollingCountTimeout: number }
+  maxKeyBytes: number
+  maxValueBytes: number
+  host: string
+  port: number
+  logLevel: string
+  /** Non-fatal remarks found while parsing (e.g. an even number of sentinels). */
+  warnings: string[]
+}
+
+/** Parses `host:port,host:port` (IPv6 as `[::1]:26379`). */
+export function parseHostPorts (value: string): HostPort[] | string {
+  const out: HostPort[] = []
+  for (const raw of value.split(',').map(s => s.trim()).filter(Boolean)) {
+    const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw)
+    const host = m?.[1] ?? m?.[2]
+    const port = Number(m?.[3])
+    if (host === undefined || !(port >= 1 && port <= 65_535)) return `"${raw}" is not host:port`
+    if (m?.[1] !== undefined && isIP(host) !== 6) return `"${raw}" is not a valid [IPv6]:port`
+    out.push({ host, port })
+  }
+  if (out.length === 0) return 'expected at least one host:port'
+  return out
+}
+
+function parseOne (v: Variable, raw: string): unknown {
+  const bad = (why: string): never => {
+    const shown = v.kind.type === 'secret' ? '' : ` (got "${raw}")`
+    throw new ConfigError(`Invalid environment variable ${v.env}: ${why}${shown}`)
+  }
+  switch (v.kind.type) {
+    case 'string': case 'secret':
+      return raw
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) bad(`must be an integer between ${v.kind.min} and ${v.kind.max}`)
+      const n = Number(raw)
+      if (n < v.kind.min || n > v.kind.max) bad(`must be an integer between ${v.kind.min} and ${v.kind.max}`)
+      return n
+    }
+    case 'enum':
+      if (!v.kind.values.includes(raw)) bad(`must be one of ${v.kind.values.join(', ')}`)
+      return raw
+    case 'sentinels': {
+      const r = parseHostPorts(raw)
+      if (typeof r === 'string') bad(`${r}; expected host:port,host:port,...`)
+      return r
+    }
+  }
+}
+
+/**
+ * Reads every variable from `env`, applying defaults. Throws ConfigError (one line naming the
+ * variable and what is wrong) on the first bad or missing value.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const v: Record<string, unknown> = {}
+  for (const variable of VARIABLES as readonly Variable[]) {
+    const raw = env[variable.env]
+    if (raw === undefined || raw === '') {
+      if (variable.required) {
+        throw new ConfigError(`Missing environment variable ${variable.env}: ${variable.doc.split('.')[0]}`)
+      }
+      if (variable.default !== undefined) v[variable.env] = parseOne(variable, variable.default)
+      continue
+    }
+    v[variable.env] = parseOne(variable, raw)
+  }
+  const sentinels = v.REDIS_SENTINELS as HostPort[]
+  const warnings: string[] = []
+  if (sentinels.length < 3 || sentinels.length % 2 === 0) {
+    warnings.push(`REDIS_SENTINELS lists ${sentinels.length} sentinel(s): use 3 or more, an odd number, so a majority can always agree on the master`)
+  }
+  if ((v.RETRY_BASE_DELAY_MS as number) > (v.RETRY_MAX_DELAY_MS as number)) {
+    throw new ConfigError('Invalid environment variable RETRY_BASE_DELAY_MS: must not exceed RETRY_MAX_DELAY_MS')
+  }
+  return {
+    sentinels,
+    masterName: v.REDIS_MASTER_NAME as string,
+    redisUsername: v.REDIS_USERNAME as string | undefined,
+    redisPassword: v.REDIS_PASSWORD as string | undefined,
+    sentinelUsername: v.REDIS_SENTINEL_USERNAME as string | undefined,
+    sentinelPassword: v.REDIS_SENTINEL_PASSWORD as string | undefined,
+    db: v.REDIS_DB as number,
+    readStrategy: v.REDIS_READ_STRATEGY as ReadStrategy,
+    connectTimeoutMs: v.REDIS_CONNECT_TIMEOUT_MS as number,
+    commandTimeoutMs: v.REDIS_COMMAND_TIMEOUT_MS as number,
+    poolSize: v.REDIS_POOL_SIZE as number,
+    refreshIntervalMs: v.REDIS_REFRESH_INTERVAL_MS as number,
+    waitTimeoutMs: v.REDIS_WAIT_TIMEOUT_MS as number,
+    durability: v.WRITE_DURABILITY as Durability,
+    retryBudgetMs: v.REQUEST_RETRY_BUDGET_MS as number,
+    retryBaseDelayMs: v.RETRY_BASE_DELAY_MS as number,
+    retryMaxDelayMs: v.RETRY_MAX_DELAY_MS as number,
+    replicaMaxLagBytes: v.REPLICA_MAX_LAG_BYTES as number,
+    breaker: {
+      errorThresholdPercentage: v.BREAKER_ERROR_THRESHOLD_PERCENT as number,
+      volumeThreshold: v.BREAKER_VOLUME_THRESHOLD as number,
+      resetTimeout: v.BREAKER_RESET_TIMEOUT_MS as number,
+      rollingCountTimeout: v.BREAKER_ROLLING_WINDOW_MS as number
+    },
+    maxKeyBytes: v.KV_MAX_KEY_BYTES as number,
+    maxValueBytes: v.KV_MAX_VALUE_BYTES as number,
+    host: v.HOST as string,
+    port: v.PORT as number,
+    logLevel: v.LOG_LEVEL as string,
+    warnings
+  }
+}
+
+/** The README configuration table, generated from VARIABLES. */
+export function configTableMarkdown (): string {
+  const rows = (VARIABLES as readonly Variable[]).map(v => {
+    const def = v.required ? '**required**' : v.default !== undefined ? `\`${v.default}\`` : '(unset)'
+    return `| \`${v.env}\` | ${def} | ${v.doc} |`
+  })
+  return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
+}

@@ -1,0 +1,195 @@
+/**
+ * KV operations with master/replica routing, retries and replica-confirmed writes.
+ *
+ * Write path (PUT, DELETE), one attempt = one round trip to the master in a pipeline:
+ *   kvput|DEL  ->  ROLE (the node must still call itself master)  ->  WAIT n timeout
+ * where n is the topology's pinned replica count (never lowered because the master says a
+ * replica left, only when the sentinels agree it is down). An attempt that is not confirmed by n
+ * replicas is retried, within the request's budget, on the master the sentinels then name.
+ * SET and DEL are idempotent; a create-only PUT recognises its own earlier attempt (see scripts.ts).
+ */
+import type { Redis, Result } from 'ioredis'
+import type { Breakers } from './breakers.js'
+import type { Config, Durability } from './config.js'
+import { GatewayError } from './errors.js'
+import { isNodeFault } from './redis/faults.js'
+import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
+import type { ReadRouter } from './routing.js'
+import { backoffWithin } from './retry.js'
+import type { Topology } from './topology.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    kvput(key: string, value: Buffer, condition: string, ttl: string, retry: string): Result<number, Context>
+  }
+}
+
+export type Role = 'master' | 'replica'
+export type Condition = 'none' | 'create-only' | 'replace-only'
+
+export interface ReadOptions { consistency: 'eventual' | 'strong'; syncToken?: number }
+export interface ReadResult { value: Buffer | null; ttlSeconds: number | null; servedBy: Role; node: string }
+export interface PutOptions { ttlSeconds?: number; condition: Condition; durability?: Durability }
+export interface WriteResult { syncToken: string; node: string; replicas: number }
+export interface PutResult extends WriteResult { created: boolean }
+export interface DeleteResult extends WriteResult { existed: boolean }
+
+/** The master's answer did not prove the write is on the replicas it must reach. */
+class NotConfirmedError extends Error {
+  constructor (message: string) { super(message); this.name = 'NotConfirmedError' }
+}
+
+type PipelineResult = Array<[Error | null, unknown]>
+
+export class KvService {
+  constructor (private readonly config: Config, private readonly topology: Topology,
+    private readonly connections: Connections, private readonly breakers: Breakers,
+    private readonly router: ReadRouter) {}
+
+  /** GET: a replica by the read strategy, else (or on its failure) the master. */
+  async get (key: string, opts: ReadOptions): Promise<ReadResult> {
+    const deadline = Date.now() + this.config.retryBudgetMs
+    const failed = new Set<string>()
+    let lastErr: unknown
+    for (let attempt = 0; ; attempt++) {
+      if (opts.consistency === 'eventual') {
+        const replica = this.router.pick(this.topology.snapshot.replicas.filter(r => !failed.has(r.key)))
+        if (replica !== null) {
+          try {
+            const r = await this.readFrom(replica, 'replica', key, opts.syncToken)
+            if (r !== null) return r
+          } catch (err) {
+            if (!isNodeFault(err)) throw userError(err)
+            failed.add(replica.key)
+            lastErr = err
+          }
+        }
+      }
+      try {
+        const master = await this.topology.writableMaster(deadline)
+        const r = await this.readFrom(master, 'master', key)
+        if (r !== null) return r
+      } catch (err) {
+        if (err instanceof GatewayError) throw err
+        if (!isNodeFault(err)) throw userError(err)
+        lastErr = err
+        this.topology.requestRefresh()
+      }
+      if (!await backoffWithin(attempt, deadline, this.backoff)) throw unavailable('read', lastErr)
+    }
+  }
+
+  async put (key: string, value: Buffer, opts: PutOptions): Promise<PutResult> {
+    const cond = opts.condition === 'create-only' ? 'NX' : opts.condition === 'replace-only' ? 'XX' : ''
+    const ttl = String(opts.ttlSeconds ?? 0)
+    let known: number | null = null
+    const r = await this.write(opts.durability, (c, sent) => c.pipeline().kvput(key, value, cond, ttl, sent ? '1' : '0'),
+      (reply) => {
+        const n = Number(reply)
+        if (n === -1) {
+          if (known !== null) return known // our own earlier attempt applied; the key changed since
+          throw new GatewayError('GW_ERR_PRECONDITION_FAILED', opts.condition === 'create-only' ? 'the key already exists (If-None-Match: *)' : 'the key does not exist (If-Match: *)')
+        }
+        known ??= n
+        return known
+      })
+    return { ...r.result, created: r.outcome === 0 }
+  }
+
+  async delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> {
+    let existed = false
+    const r = await this.write(opts.durability, (c) => c.pipeline().del(key), (reply) => {
+      existed ||= Number(reply) > 0
+      return existed ? 1 : 0
+    })
+    return { ...r.result, existed: r.outcome === 1 }
+  }
+
+  private get backoff (): { baseMs: number; maxMs: number } {
+    return { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs }
+  }
+
+  /**
+   * Runs one write until the master confirms it on the pinned number of replicas.
+   * `command(client, sentBefore)` builds the pipeline holding the write; `interpret` reads its reply
+   * (called on every attempt that got one; it may throw a user-facing error such as 412).
+   */
+  private async write (durability: Durability | undefined, command: (c: Redis, sentBefore: boolean) => ReturnType<Redis['pipeline']>,
+    interpret: (reply: unknown) => number): Promise<{ outcome: number; result: WriteResult }> {
+    const replicated = (durability ?? this.config.durability) === 'replicated'
+    const deadline = Date.now() + this.config.retryBudgetMs
+    let sent = false
+    let lastErr: unknown
+    for (let attempt = 0; ; attempt++) {
+      const master = await this.topology.writableMaster(deadline)
+      const node = nodeKey(master)
+      const n = replicated ? this.topology.snapshot.requiredReplicas : 0
+      try {
+        const res = await this.breakers.run(node, 'write', this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0), async () => {
+          const p = command(this.connections.get(master).pick(), sent)
+          p.role()
+          if (n > 0) p.wait(n, this.config.waitTimeoutMs)
+          sent = true
+          const out = await p.exec() as PipelineResult
+          const [writeErr] = out[0]!
+          if (writeErr !== null) throw writeErr
+          const [roleErr, role] = out[1]!
+          if (roleErr !== null) throw roleErr
+          if (!Array.isArray(role) || role[0] !== 'master') {
+            throw Object.assign(new Error(`READONLY ${node} no longer reports itself master`), { name: 'ReplyError' })
+          }
+          return out
+        })
+        const outcome = interpret(res[0]![1])
+        const acked = n > 0 ? Number(res[2]![1]) : 0
+        if (acked < n) throw new NotConfirmedError(`write confirmed by ${acked} of ${n} replicas within ${this.config.waitTimeoutMs} ms`)
+        const role = res[1]![1] as [string, number]
+        return { outcome, result: { syncToken: String(role[1]), node, replicas: acked } }
+      } catch (err) {
+        if (err instanceof GatewayError) throw err
+        if (!(err instanceof NotConfirmedError) && !isNodeFault(err)) throw userError(err)
+        lastErr = err
+        this.topology.requestRefresh()
+      }
+      if (!await backoffWithin(attempt, deadline, this.backoff)) {
+        if (sent) {
+          throw new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
+            'the write may have reached the master but was not confirmed on the replicas in time: it may or may not persist; retrying the same request is safe',
+            { cause: lastErr, retryAfter: 1 })
+        }
+        throw unavailable('write', lastErr)
+      }
+    }
+  }
+
+  /** One read on one node; null when a sync token is given and the replica is not there yet. */
+  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number): Promise<ReadResult | null> {
+    const node = nodeKey(addr)
+    const started = performance.now()
+    const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
+      const p = this.connections.get(addr).pick().pipeline()
+      if (syncToken !== undefined) p.role()
+      p.getBuffer(key).ttl(key)
+      const res = await p.exec() as PipelineResult
+      for (const [err] of res) if (err !== null) throw err
+      return res.map(([, v]) => v)
+    })
+    this.router.observe(node, performance.now() - started)
+    if (syncToken !== undefined) {
+      const offset = Number((out.shift() as unknown[])[role === 'master' ? 1 : 4])
+      if (role === 'replica' && !(offset >= syncToken)) return null
+    }
+    const [value, ttl] = out as [Buffer | null, number]
+    return { value, ttlSeconds: value !== null && ttl >= 0 ? ttl : null, servedBy: role, node }
+  }
+}
+
+function userError (err: unknown): GatewayError {
+  const msg = err instanceof Error ? err.message : String(err)
+  if (msg.startsWith('WRONGTYPE')) return new GatewayError('GW_ERR_WRONG_TYPE', 'the key holds a value that is not a string', { cause: err })
+  return new GatewayError('GW_ERR_INTERNAL', 'Redis refused the command', { cause: err })
+}
+
+function unavailable (what: string, cause: unknown): GatewayError {
+  return new GatewayError('GW_ERR_REDIS_UNAVAILABLE', `no Redis node could serve this ${what} within the retry budget`, { cause, retryAfter: 1 })
+}

@@ -1,0 +1,133 @@
+/**
+ * Connections to Redis nodes and sentinels: a small pool per node, created on demand and closed
+ * when the node leaves the topology.
+ *
+ * Every client is built so that a command is never sent late: no offline queue, no resend of
+ * in-flight commands after a reconnect. A write that we reported as failed must not be applied
+ * seconds later behind the client's back.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+
+export interface NodeAddress { host: string; port: number }
+
+/** "host:port", the identity of a node everywhere in the gateway. */
+export const nodeKey = (a: NodeAddress): string => `${a.host}:${a.port}`
+
+export interface ClientAuth { username?: string; password?: string }
+
+export interface ClientSettings extends ClientAuth {
+  connectTimeoutMs: number
+  db?: number
+  /** Name shown by CLIENT LIST on the server. */
+  name: string
+  /** Lua commands to define on every node connection (ioredis defineCommand: EVALSHA with fallback). */
+  scripts?: Record<string, { numberOfKeys: number; lua: string }>
+}
+
+/** Reconnect delay: exponential, capped at 2 s, with full jitter. */
+export function reconnectDelay (attempt: number): number {
+  return Math.floor(Math.random() * Math.min(2000, 50 * 2 ** Math.min(attempt, 10))) + 10
+}
+
+/** ioredis options shared by every gateway connection. */
+export function clientOptions (addr: NodeAddress, s: ClientSettings): RedisOptions {
+  return {
+    host: addr.host,
+    port: addr.port,
+    username: s.username,
+    password: s.password,
+    db: s.db ?? 0,
+    connectionName: s.name,
+    connectTimeout: s.connectTimeoutMs,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: reconnectDelay,
+    // A node that restarts empty must not answer reads before it has loaded.
+    enableReadyCheck: true
+  }
+}
+
+/** Raised when no connection of a node's pool is ready. */
+export class NotConnectedError extends Error {
+  readonly code = 'ENOTCONNECTED'
+  constructor (key: string) {
+    super(`no ready connection to ${key}`)
+    this.name = 'NotConnectedError'
+  }
+}
+
+/** A fixed set of connections to one node, used round-robin. */
+export class NodePool {
+  readonly key: string
+  private readonly clients: Redis[]
+  private next = 0
+
+  constructor (readonly address: NodeAddress, size: number, settings: ClientSettings, log: Logger) {
+    this.key = nodeKey(address)
+    let lastLogged = 0
+    this.clients = Array.from({ length: size }, () => {
+      const c = new Redis(clientOptions(address, settings))
+      for (const [name, def] of Object.entries(settings.scripts ?? {})) c.defineCommand(name, def)
+      c.on('error', (err: Error) => {
+        // A down node errors on every reconnect attempt: log at most once per 5 s per pool.
+        const now = Date.now()
+        if (now - lastLogged > 5000) {
+          lastLogged = now
+          log.warn({ node: this.key, err: err.message }, 'redis connection error')
+        }
+      })
+      return c
+    })
+  }
+
+  /** A ready connection (round-robin); throws NotConnectedError when none is ready. */
+  pick (): Redis {
+    for (let i = 0; i < this.clients.length; i++) {
+      const c = this.clients[(this.next++) % this.clients.length]!
+      if (c.status === 'ready') return c
+    }
+    throw new NotConnectedError(this.key)
+  }
+
+  /** True when at least one connection is ready. */
+  get ready (): boolean {
+    return this.clients.some(c => c.status === 'ready')
+  }
+
+  close (): void {
+    for (const c of this.clients) c.disconnect()
+  }
+}
+
+/** All node pools, keyed by "host:port". */
+export class Connections {
+  private readonly pools = new Map<string, NodePool>()
+
+  constructor (private readonly size: number, private readonly settings: ClientSettings, private readonly log: Logger) {}
+
+  get (addr: NodeAddress): NodePool {
+    const key = nodeKey(addr)
+    let pool = this.pools.get(key)
+    if (pool === undefined) {
+      pool = new NodePool(addr, this.size, this.settings, this.log)
+      this.pools.set(key, pool)
+    }
+    return pool
+  }
+
+  /** Closes the pools of nodes that are no longer part of the topology. */
+  retain (keys: Set<string>): void {
+    for (const [key, pool] of this.pools) {
+      if (!keys.has(key)) {
+        pool.close()
+        this.pools.delete(key)
+      }
+    }
+  }
+
+  closeAll (): void {
+    this.retain(new Set())
+  }
+}

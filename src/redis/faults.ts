@@ -1,0 +1,41 @@
+/**
+ * Which Redis errors are faults of the node (count against its breaker, worth a retry elsewhere)
+ * and which are the user's own outcome (WRONGTYPE, syntax...) that must never trip a breaker.
+ */
+
+/** Reply prefixes that mean "this node cannot serve this now", typically during a failover. */
+const NODE_FAULT_REPLIES = /^(READONLY|LOADING|MASTERDOWN|BUSY|NOREPLICAS|TRYAGAIN|NOSCRIPT_FAILOVER|UNBLOCKED)\b/
+
+/** A gateway-side timeout of one Redis call. */
+export class RedisTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT'
+  constructor (what: string, ms: number) {
+    super(`${what} timed out after ${ms} ms`)
+    this.name = 'RedisTimeoutError'
+  }
+}
+
+/** True when the error says the node is unreachable, slow, or not in a state to serve. */
+export function isNodeFault (err: unknown): boolean {
+  if (!(err instanceof Error)) return true
+  if (err.name === 'ReplyError') {
+    // Errors inside scripts come back as "ERR ... script: ... READONLY ..." too.
+    return NODE_FAULT_REPLIES.test(err.message) || /\bREADONLY\b|\bLOADING\b|\bMASTERDOWN\b/.test(err.message)
+  }
+  // Connection errors, ioredis "Connection is closed", offline-queue refusals, our timeouts.
+  return true
+}
+
+/** Runs `fn`, rejecting with RedisTimeoutError after `ms` (the call itself is not cancelled). */
+export async function withTimeout<T> (what: string, ms: number, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new RedisTimeoutError(what, ms)), ms)
+    timer.unref()
+  })
+  try {
+    return await Promise.race([fn(), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Lua scripts, one constant each. They run on the master only; every write script returns a
+ * small integer so the HTTP layer can tell created from replaced from refused.
+ */
+
+/**
+ * PUT. KEYS[1] key; ARGV[1] value; ARGV[2] condition '' | 'NX' | 'XX'; ARGV[3] ttl seconds ('0' =
+ * none); ARGV[4] '1' when this is a retry of a write whose first attempt may already have applied.
+ * Returns 0 created, 1 replaced, -1 condition failed.
+ *
+ * The retry flag is how a create-only write recognises itself: if the earlier attempt applied, the
+ * key now holds exactly our bytes, and answering 412 would be wrong. (Another client creating the
+ * same key with the same bytes at the same moment is indistinguishable and gives the same state.)
+ */
+export const PUT_SCRIPT = `
+local existed = redis.call('EXISTS', KEYS[1])
+if ARGV[2] == 'NX' and existed == 1 then
+  if ARGV[4] ~= '1' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+  existed = 0
+end
+if ARGV[2] == 'XX' and existed == 0 then return -1 end
+if ARGV[3] ~= '0' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return existed
+`

@@ -1,0 +1,116 @@
+/**
+ * Request and response schemas, defined once: the routes validate and serialize with them, and
+ * openapi.yaml is generated from the routes (scripts/openapi.ts; a test fails when they differ).
+ */
+import { Type, type Static } from 'typebox'
+
+export const ErrorSchema = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: 'Stable error code, e.g. GW_ERR_KEY_NOT_FOUND' }),
+    message: Type.String({ description: 'Human-readable explanation (never a stack trace or internal address)' })
+  }, { additionalProperties: false })
+}, { $id: 'Error', additionalProperties: false, description: 'The one error shape of every 4xx/5xx answer' })
+export type ErrorReply = Static<typeof ErrorSchema>
+
+/** A documented error response: the shared Error schema under application/json. */
+export const errorRef = (description: string): unknown => ({ description, content: { 'application/json': { schema: Type.Ref('Error') } } })
+
+/** Error responses shared by the KV routes. */
+export const kvErrors = {
+  400: errorRef('Bad parameter, key or header'),
+  500: errorRef('Internal error'),
+  503: errorRef('No Redis node can serve the request now (Retry-After says when to retry)')
+}
+
+export const KeyParamsSchema = Type.Object({
+  key: Type.String({ description: 'The key, URL-encoded (any UTF-8; encode `/` as %2F). 1 to KV_MAX_KEY_BYTES bytes after decoding.' })
+})
+export type KeyParams = Static<typeof KeyParamsSchema>
+
+export const GetQuerySchema = Type.Object({
+  consistency: Type.Optional(Type.Union([Type.Literal('eventual'), Type.Literal('strong')], {
+    description: '`eventual` (default): a healthy replica answers; `strong`: the master answers'
+  })),
+  syncToken: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$', description: 'Read-your-writes: the X-Sync-Token of an earlier write; only a replica that has it (or the master) answers' }))
+}, { additionalProperties: false })
+export type GetQuery = Static<typeof GetQuerySchema>
+
+export const DurabilitySchema = Type.Union([Type.Literal('replicated'), Type.Literal('none')], {
+  description: '`replicated` (default): acknowledged only when the replicas that could be promoted have it; `none`: master only (faster, may be lost in a failover)'
+})
+
+export const PutQuerySchema = Type.Object({
+  ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Expire the key after this many seconds' })),
+  durability: Type.Optional(DurabilitySchema)
+}, { additionalProperties: false })
+export type PutQuery = Static<typeof PutQuerySchema>
+
+export const DeleteQuerySchema = Type.Object({
+  durability: Type.Optional(DurabilitySchema)
+}, { additionalProperties: false })
+export type DeleteQuery = Static<typeof DeleteQuerySchema>
+
+export const PutHeadersSchema = Type.Object({
+  'if-none-match': Type.Optional(Type.Literal('*', { description: '`*`: create only (412 if the key exists)' })),
+  'if-match': Type.Optional(Type.Literal('*', { description: '`*`: replace only (412 if the key is missing)' }))
+})
+export type PutHeaders = Static<typeof PutHeadersSchema>
+
+export const GetHeadersSchema = Type.Object({
+  'x-sync-token': Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$', description: 'Same as the syncToken query parameter' }))
+})
+export type GetHeaders = Static<typeof GetHeadersSchema>
+
+export const WriteReplySchema = Type.Object({
+  result: Type.Union([Type.Literal('created'), Type.Literal('replaced')]),
+  syncToken: Type.String({ description: 'Master replication offset after the write (also in X-Sync-Token)' }),
+  replicas: Type.Integer({ description: 'Replicas that confirmed the write before it was acknowledged' })
+}, { additionalProperties: false })
+export type WriteReply = Static<typeof WriteReplySchema>
+
+const Address = {
+  host: Type.String(),
+  port: Type.Integer()
+}
+
+export const TopologySchema = Type.Object({
+  masterName: Type.String(),
+  master: Type.Union([Type.Object({ ...Address, confirmed: Type.Boolean({ description: 'The node\'s own ROLE says master' }) }), Type.Null()]),
+  configEpoch: Type.Integer(),
+  requiredReplicas: Type.Integer({ description: 'Replicas a replicated write must reach (WAIT count)' }),
+  failoverInProgress: Type.Boolean(),
+  replicas: Type.Array(Type.Object({
+    ...Address,
+    healthy: Type.Boolean(),
+    reason: Type.Optional(Type.String()),
+    attached: Type.Boolean(),
+    lagBytes: Type.Union([Type.Integer(), Type.Null()]),
+    lagSeconds: Type.Union([Type.Integer(), Type.Null()]),
+    latencyMs: Type.Union([Type.Number(), Type.Null()])
+  })),
+  sentinels: Type.Array(Type.Object({ ...Address, reachable: Type.Boolean() })),
+  breakers: Type.Array(Type.Object({
+    node: Type.String(),
+    state: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')]),
+    nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+    fires: Type.Integer(),
+    failures: Type.Integer(),
+    successes: Type.Integer(),
+    timeouts: Type.Integer(),
+    rejects: Type.Integer()
+  })),
+  lastFailover: Type.Union([Type.Object({
+    at: Type.String(),
+    from: Type.Union([Type.Object(Address), Type.Null()]),
+    to: Type.Object(Address),
+    detectedBy: Type.String()
+  }), Type.Null()]),
+  readStrategy: Type.String(),
+  refreshedAt: Type.Union([Type.String(), Type.Null()])
+}, { additionalProperties: false })
+export type TopologyReply = Static<typeof TopologySchema>
+
+export const HealthSchema = Type.Object({
+  status: Type.String(),
+  reason: Type.Optional(Type.String())
+}, { additionalProperties: false })

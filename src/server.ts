@@ -1,0 +1,43 @@
+/**
+ * Entry point: `node dist/src/server.js`. Configuration comes from the environment only;
+ * a bad value stops the process with one line naming the variable.
+ */
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+async function main (): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sentinel-kv-gateway: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const app = await buildApp(config)
+  for (const w of config.warnings) app.log.warn(w)
+  app.log.info({ sentinels: config.sentinels.length, masterName: config.masterName, readStrategy: config.readStrategy, durability: config.durability }, 'starting')
+
+  let closing = false
+  const shutdown = (signal: string): void => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down')
+    app.close().then(() => process.exit(0), (err: unknown) => {
+      app.log.error({ err }, 'error while shutting down')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+
+  const address = await app.listen({ host: config.host, port: config.port })
+  app.log.info({ address }, 'listening')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`sentinel-kv-gateway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,60 @@
+/**
+ * Builds the Redis-side services from the config: connections, sentinels, topology, breakers,
+ * read router and the KV service. Nothing here knows about HTTP.
+ */
+import type { Logger } from 'pino'
+import { Breakers } from './breakers.js'
+import type { Config } from './config.js'
+import { KvService } from './kv.js'
+import { Connections, nodeKey } from './redis/connections.js'
+import { PUT_SCRIPT } from './redis/scripts.js'
+import { ReadRouter } from './routing.js'
+import { Sentinels } from './sentinel/sentinels.js'
+import { Topology } from './topology.js'
+
+export interface Services {
+  connections: Connections
+  topology: Topology
+  breakers: Breakers
+  router: ReadRouter
+  kv: KvService
+  close(): void
+}
+
+export function createServices (config: Config, log: Logger): Services {
+  const connections = new Connections(config.poolSize, {
+    username: config.redisUsername,
+    password: config.redisPassword,
+    db: config.db,
+    connectTimeoutMs: config.connectTimeoutMs,
+    name: 'skv-gateway',
+    scripts: { kvput: { numberOfKeys: 1, lua: PUT_SCRIPT } }
+  }, log)
+  const sentinels = new Sentinels(config.sentinels, config.masterName, {
+    username: config.sentinelUsername,
+    password: config.sentinelPassword,
+    connectTimeoutMs: config.connectTimeoutMs,
+    name: 'skv-gateway-sentinel'
+  }, config.commandTimeoutMs, log)
+  const topology = new Topology(config, sentinels, connections, log)
+  const breakers = new Breakers(config, log)
+  topology.on('change', () => {
+    const s = topology.snapshot
+    const nodes = new Set(s.replicas.map(r => r.key))
+    if (s.master !== null) nodes.add(nodeKey(s.master))
+    breakers.retain(nodes)
+  })
+  const router = new ReadRouter(config.readStrategy, node => breakers.isOpen(node))
+  const kv = new KvService(config, topology, connections, breakers, router)
+  return {
+    connections,
+    topology,
+    breakers,
+    router,
+    kv,
+    close () {
+      topology.close()
+      breakers.close()
+    }
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The gateway's view of the deployment: which node is the master (sentinels with the highest
+ * config epoch AND the node's own role agree), which replicas may serve reads, and how many
+ * replicas a write must reach before it is acknowledged.
+ *
+ * Refreshed periodically and at once on every sentinel event about our master set.
+ */
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import { GatewayError } from './errors.js'
+import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
+import { withTimeout } from './redis/faults.js'
+import { parseReplicationInfo, type ReplicationInfo } from './redis/parse.js'
+import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
+import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
+
+/** While a failover looks in progress or the master is unconfirmed, refresh this often. */
+const FAST_REFRESH_MS = 100
+/** Longest time a failover start event holds writes if no end is ever seen. */
+const FAILOVER_HOLD_MAX_MS = 5000
+
+export interface ReplicaState extends NodeAddress {
+  key: string
+  /** May serve reads (breakers are applied on top of this by the router). */
+  healthy: boolean
+  /** Why not, when not healthy. */
+  reason?: string
+  /** Attached to the master right now, as the master reports it. */
+  attached: boolean
+  /** Replication offset bytes behind the master (null when not attached). */
+  lagBytes: number | null
+  /** Seconds since the replica's last ack to the master, as the master reports it. */
+  lagSeconds: number | null
+  offset: number | null
+  sentinelFlags: string[]
+}
+
+export interface FailoverRecord { at: string; from: NodeAddress | null; to: NodeAddress; detectedBy: string }
+
+export interface TopologySnapshot {
+  masterName: string
+  master: NodeAddress | null
+  /** The master's own INFO says role:master (checked on every refresh). */
+  masterConfirmed: boolean
+  configEpoch: number
+  masterReplOffset: number
+  replicas: ReplicaState[]
+  /** Replicas a write must reach (WAIT count), pinned: see requiredReplicas(). */
+  requiredReplicas: number
+  failoverInProgress: boolean
+  lastFailover: FailoverRecord | null
+  refreshedAt: string | null
+}
+
+export class Topology extends EventEmitter {
+  private state: TopologySnapshot
+  /** Replicas seen attached to the current master: a write must reach all of them. */
+  private readonly pinned = new Set<string>()
+  private failoverHoldUntil = 0
+  private running: Promise<void> | null = null
+  private again = false
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor (private readonly config: Config, readonly sentinels: Sentinels,
+    private readonly connections: Connections, private readonly log: Logger) {
+    super()
+    this.state = {
+      masterName: config.masterName,
+      master: null,
+      masterConfirmed: false,
+      configEpoch: 0,
+      masterReplOffset: 0,
+      replicas: [],
+      requiredReplicas: 0,
+      failoverInProgress: false,
+      lastFailover: null,
+      refreshedAt: null
+    }
+    sentinels.on('event', (e: SentinelEvent) => this.onSentinelEvent(e))
+    sentinels.on('resubscribed', () => this.requestRefresh())
+  }
+
+  get snapshot (): TopologySnapshot { return this.state }
+  get sentinelStatuses (): SentinelStatus[] { return this.sentinels.statuses }
+
+  /** First refresh, then the periodic safety-net loop. */
+  async start (): Promise<void> {
+    await this.refresh()
+    this.schedule()
+  }
+
+  /** Runs a refresh now, or right after the one in flight (coalesced). */
+  requestRefresh (): void {
+    if (this.running !== null) { this.again = true; return }
+    void this.refresh()
+  }
+
+  /** One refresh, single-flight. Never throws: failures are logged and leave the state as it was. */
+  async refresh (): Promise<void> {
+    if (this.running !== null) { this.again = true; return await this.running }
+    this.running = this.doRefresh()
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'topology refresh failed'))
+      .finally(() => {
+        this.running = null
+        if (this.again && !this.closed) { this.again = false; void this.refresh() }
+      })
+    return await this.running
+  }
+
+  /**
+   * The master to send a write to: confirmed by the sentinels and by its own role, and not
+   * being failed over. Waits (refreshing) until `deadline`, then throws 503.
+   */
+  async writableMaster (deadline: number): Promise<NodeAddress> {
+    for (;;) {
+      const s = this.state
+      if (s.master !== null && s.masterConfirmed && !this.holdingWrites()) return s.master
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
+          ? 'a failover is in progress; retry shortly'
+          : 'no master confirmed by the sentinels is reachable', { retryAfter: 1 })
+      }
+      this.requestRefresh()
+      await this.changedOrTimeout(Math.min(left, FAST_REFRESH_MS))
+    }
+  }
+
+  /** Resolves on the next state change, or after `ms`. */
+  changedOrTimeout (ms: number): Promise<void> {
+    return new Promise(resolve => {
+      const done = (): void => { clearTimeout(t); this.off('change', done); resolve() }
+      const t = setTimeout(done, ms)
+      this.once('change', done)
+    })
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.sentinels.close()
+    this.connections.closeAll()
+  }
+
+  private holdingWrites (): boolean {
+    return this.state.failoverInProgress && Date.now() < this.failoverHoldUntil
+  }
+
+  private schedule (): void {
+    if (this.closed) return
+    const fast = !this.state.masterConfirmed || this.state.failoverInProgress
+    this.timer = setTimeout(() => {
+      void this.refresh().finally(() => this.schedule())
+    }, fast ? FAST_REFRESH_MS : this.config.refreshIntervalMs)
+    this.timer.unref()
+  }
+
+  private onSentinelEvent (e: SentinelEvent): void {
+    this.log.info({ sentinel: e.sentinel, event: e.channel, detail: e.message }, 'sentinel event')
+    if (FAILOVER_START_EVENTS.has(e.channel)) this.markFailover(true)
+    if (FAILOVER_END_EVENTS.has(e.channel)) this.markFailover(false)
+    this.requestRefresh()
+  }
+
+  private markFailover (on: boolean): void {
+    if (on) this.failoverHoldUntil = Date.now() + FAILOVER_HOLD_MAX_MS
+    if (this.state.failoverInProgress !== on) {
+      this.state = { ...this.state, failoverInProgress: on }
+      this.emit('change', this.state)
+    }
+  }
+
+  private async doRefresh (): Promise<void> {
+    const answers = await this.sentinels.queryAll()
+    const chosen = chooseMaster(answers)
+    const prev = this.state
+    if (chosen === null) {
+      // No sentinel answered: keep the last master the sentinels named, but only while its
+      // own role still says master (checked below).
+      if (prev.master === null) return
+    }
+    const master = chosen?.master ?? prev.master!
+    const changed = prev.master === null || nodeKey(prev.master) !== nodeKey(master)
+    if (changed) this.pinned.clear()
+
+    const info = await this.replicationOf(master)
+    const verdicts = chosen === null ? [] : replicaVerdicts(chosen)
+    const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
+    const listed = new Set(verdicts.map(v => v.key))
+    for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
+    for (const v of verdicts) if (v.downByMajority) this.pinned.delete(v.key)
+    for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k)) this.pinned.delete(k)
+
+    const replicas = verdicts.map(v => this.replicaState(v, attached.get(v.key), info))
+    for (const [k, r] of attached) {
+      if (!listed.has(k)) replicas.push(this.replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info))
+    }
+    const anyUp = verdicts.some(v => !v.downByMajority)
+    const sentinelSaysFailover = answers.some(a => a.masterFlags.includes('failover_in_progress'))
+    if (sentinelSaysFailover) this.failoverHoldUntil = Math.max(this.failoverHoldUntil, Date.now() + FAST_REFRESH_MS * 5)
+
+    const next: TopologySnapshot = {
+      ...prev,
+      master,
+      masterConfirmed: info?.role === 'master',
+      configEpoch: chosen?.epoch ?? prev.configEpoch,
+      masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
+      replicas,
+      requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
+      failoverInProgress: sentinelSaysFailover || (prev.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
+      refreshedAt: new Date().toISOString()
+    }
+    if (changed && prev.master !== null) {
+      next.lastFailover = { at: next.refreshedAt!, from: prev.master, to: master, detectedBy: 'sentinels' }
+      this.log.info({ from: nodeKey(prev.master), to: nodeKey(master), epoch: next.configEpoch }, 'master changed')
+    } else if (changed) {
+      this.log.info({ master: nodeKey(master), epoch: next.configEpoch }, 'master discovered')
+    }
+    if (prev.masterConfirmed !== next.masterConfirmed) {
+      this.log.info({ master: nodeKey(master), confirmed: next.masterConfirmed, role: info?.role ?? 'unreachable' }, 'master role check changed')
+    }
+    this.logReplicaChanges(prev.replicas, replicas)
+    this.state = next
+    this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
+    // Open replica connections now, so the first read does not find them still connecting.
+    for (const r of replicas) if (r.healthy) this.connections.get(r)
+    this.emit('change', next)
+    if (changed) this.emit('master-change', next)
+  }
+
+  private async replicationOf (master: NodeAddress): Promise<ReplicationInfo | null> {
+    try {
+      const pool = this.connections.get(master)
+      const text = await withTimeout('INFO replication', this.config.commandTimeoutMs,
+        async () => await pool.pick().info('replication'))
+      return parseReplicationInfo(text)
+    } catch {
+      return null
+    }
+  }
+
+  private replicaState (v: { key: string; host: string; port: number; downByMajority: boolean; linkOk: boolean; flags: string[] },
+    att: ReplicationInfo['replicas'][number] | undefined, info: ReplicationInfo | null): ReplicaState {
+    const lagBytes = att !== undefined && info !== null ? Math.max(0, info.masterReplOffset - att.offset) : null
+    let reason: string | undefined
+    if (v.downByMajority) reason = 'down according to the sentinels'
+    else if (info !== null && att?.state !== 'online') reason = 'not attached to the master'
+    else if (info === null && !v.linkOk) reason = 'link to master down according to the sentinels'
+    else if (lagBytes !== null && this.config.replicaMaxLagBytes > 0 && lagBytes > this.config.replicaMaxLagBytes) reason = `lagging ${lagBytes} bytes`
+    return {
+      key: v.key,
+      host: v.host,
+      port: v.port,
+      healthy: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      attached: att?.state === 'online',
+      lagBytes,
+      lagSeconds: att?.lag ?? null,
+      offset: att?.offset ?? null,
+      sentinelFlags: v.flags
+    }
+  }
+
+  private logReplicaChanges (before: ReplicaState[], after: ReplicaState[]): void {
+    const was = new Map(before.map(r => [r.key, r.healthy]))
+    for (const r of after) {
+      if (was.get(r.key) !== r.healthy) this.log.info({ replica: r.key, healthy: r.healthy, reason: r.reason }, 'replica health changed')
+    }
+  }
+}
