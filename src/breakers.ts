@@ -45,13 +45,20 @@ export class Breakers extends EventEmitter {
     try {
       return await entry.breaker.fire(async () => await withTimeout(`${what} on ${node}`, timeoutMs, fn)) as T
     } catch (err) {
-      if ((err as { code?: string }).code === 'EOPENBREAKER') {
-        throw new GatewayError('GW_ERR_BREAKER_OPEN', `circuit breaker for a Redis node is open: ${what} refused`, {
-          retryAfter: this.secondsToHalfOpen(node), cause: err
-        })
-      }
+      if ((err as { code?: string }).code === 'EOPENBREAKER') throw this.openError(node, what, err)
       throw err
     }
+  }
+
+  /** Throws the 503 a request gets while `node`'s breaker is open. */
+  assertClosed (node: string, what: string): void {
+    if (this.isOpen(node)) throw this.openError(node, what)
+  }
+
+  private openError (node: string, what: string, cause?: unknown): GatewayError {
+    return new GatewayError('GW_ERR_BREAKER_OPEN', `circuit breaker for a Redis node is open: ${what} refused`, {
+      retryAfter: this.secondsToHalfOpen(node), cause
+    })
   }
 
   /** True when calls to `node` would be refused right now. */

@@ -12,14 +12,20 @@ export const ErrorSchema = Type.Object({
 }, { $id: 'Error', additionalProperties: false, description: 'The one error shape of every 4xx/5xx answer' })
 export type ErrorReply = Static<typeof ErrorSchema>
 
-/** A documented error response: the shared Error schema under application/json. */
-export const errorRef = (description: string): unknown => ({ description, content: { 'application/json': { schema: Type.Ref('Error') } } })
+/** A documented error response: the shared Error schema under application/json (plus response headers, if any). */
+export const errorRef = (description: string, headers?: Record<string, unknown>): unknown =>
+  ({ description, ...(headers === undefined ? {} : { headers }), content: { 'application/json': { schema: Type.Ref('Error') } } })
+
+/** The Retry-After response header, sent with every 503 (and 504) the gateway answers. */
+export const retryAfterHeader = {
+  'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying' }
+}
 
 /** Error responses shared by the KV routes. */
 export const kvErrors = {
   400: errorRef('Bad parameter, key or header'),
   500: errorRef('Internal error'),
-  503: errorRef('No Redis node can serve the request now (Retry-After says when to retry)')
+  503: errorRef('No Redis node can serve the request now (Retry-After says when to retry)', retryAfterHeader)
 }
 
 export const KeyParamsSchema = Type.Object({

@@ -36,8 +36,8 @@ export function createServices (config: Config, log: Logger): Services {
     connectTimeoutMs: config.connectTimeoutMs,
     name: 'skv-gateway-sentinel'
   }, config.commandTimeoutMs, log)
-  const topology = new Topology(config, sentinels, connections, log)
   const breakers = new Breakers(config, log)
+  const topology = new Topology(config, sentinels, connections, breakers, log)
   topology.on('change', () => {
     const s = topology.snapshot
     const nodes = new Set(s.replicas.map(r => r.key))

@@ -7,10 +7,10 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
+import type { Breakers } from './breakers.js'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
-import { withTimeout } from './redis/faults.js'
 import { parseReplicationInfo, type ReplicationInfo } from './redis/parse.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
@@ -62,9 +62,10 @@ export class Topology extends EventEmitter {
   private again = false
   private timer: NodeJS.Timeout | null = null
   private closed = false
+  private nextChange: Promise<void> | null = null
 
   constructor (private readonly config: Config, readonly sentinels: Sentinels,
-    private readonly connections: Connections, private readonly log: Logger) {
+    private readonly connections: Connections, private readonly breakers: Breakers, private readonly log: Logger) {
     super()
     this.state = {
       masterName: config.masterName,
@@ -111,11 +112,13 @@ export class Topology extends EventEmitter {
 
   /**
    * The master to send a write to: confirmed by the sentinels and by its own role, and not
-   * being failed over. Waits (refreshing) until `deadline`, then throws 503.
+   * being failed over. Waits (refreshing) until `deadline`, then throws 503. Throws 503 at once
+   * (Retry-After: until half-open) while the master's circuit breaker is open.
    */
   async writableMaster (deadline: number): Promise<NodeAddress> {
     for (;;) {
       const s = this.state
+      if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
       if (s.master !== null && s.masterConfirmed && !this.holdingWrites()) return s.master
       const left = deadline - Date.now()
       if (left <= 0) {
@@ -128,13 +131,12 @@ export class Topology extends EventEmitter {
     }
   }
 
-  /** Resolves on the next state change, or after `ms`. */
-  changedOrTimeout (ms: number): Promise<void> {
-    return new Promise(resolve => {
-      const done = (): void => { clearTimeout(t); this.off('change', done); resolve() }
-      const t = setTimeout(done, ms)
-      this.once('change', done)
-    })
+  /** Resolves on the next state change, or after `ms`. All waiters share one promise. */
+  async changedOrTimeout (ms: number): Promise<void> {
+    this.nextChange ??= new Promise<void>(resolve => this.once('change', () => { this.nextChange = null; resolve() }))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.nextChange, new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })])
+    clearTimeout(timer)
   }
 
   close (): void {
@@ -233,7 +235,8 @@ export class Topology extends EventEmitter {
   private async replicationOf (master: NodeAddress): Promise<ReplicationInfo | null> {
     try {
       const pool = this.connections.get(master)
-      const text = await withTimeout('INFO replication', this.config.commandTimeoutMs,
+      // Through the breaker: a hung master must open it even when no request is writing.
+      const text = await this.breakers.run(nodeKey(master), 'INFO replication', this.config.commandTimeoutMs,
         async () => await pool.pick().info('replication'))
       return parseReplicationInfo(text)
     } catch {
