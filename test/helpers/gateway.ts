@@ -62,7 +62,7 @@ export async function runServer (env: Record<string, string>, ms = 10_000): Prom
 }
 
 /** Starts the compiled server as a child process on a free port and waits for /readyz. */
-export async function startProcess (t: Teardown, topo: Topology, extra: Record<string, string> = {}): Promise<GatewayProcess> {
+export async function startProcess (t: Teardown, topo: Topology, extra: Record<string, string> = {}, readyTimeoutMs = 15_000): Promise<GatewayProcess> {
   const [port] = await freePorts(1)
   const env = gatewayEnv(topo, { LOG_LEVEL: 'info', ...extra, PORT: String(port) })
   const child = spawn(process.execPath, [serverPath()], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -79,14 +79,14 @@ export async function startProcess (t: Teardown, topo: Topology, extra: Record<s
   }
   t.teardown(stop)
   const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 15_000
+  const deadline = Date.now() + readyTimeoutMs
   for (;;) {
     try {
       const r = await fetch(`${url}/readyz`)
       if (r.status === 200) break
     } catch { /* not listening yet */ }
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${out.slice(-2000)}`)
-    if (Date.now() > deadline) throw new Error(`gateway not ready within 15 s: ${out.slice(-2000)}`)
+    if (Date.now() > deadline) throw new Error(`gateway not ready within ${readyTimeoutMs} ms: ${out.slice(-4000)}`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }
   return { url, child, output: () => out, stop }
