@@ -4,12 +4,13 @@ import { GatewayError } from '../src/errors.js'
 import type { Condition } from '../src/kv.js'
 import {
   DeleteQuerySchema, errorRef, GetHeadersSchema, GetQuerySchema, KeyParamsSchema, kvErrors, PutHeadersSchema,
-  PutQuerySchema, WriteReplySchema
+  PutQuerySchema, retryAfterHeader, WriteReplySchema
 } from '../src/schemas.js'
 
 const headers = {
   servedBy: { 'x-served-by': { type: 'string', enum: ['replica', 'master'], description: 'Which role answered' } },
   ttl: { 'x-ttl': { type: 'integer', description: 'Seconds until the key expires (absent when it does not)' } },
+  location: { location: { type: 'string', description: 'Path of the created key (/kv/ + the URL-encoded key)' } },
   sync: { 'x-sync-token': { type: 'string', description: 'Master replication offset after the write: send it back on a GET to read your own write' } }
 }
 
@@ -69,11 +70,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       body: { content: { '*/*': { schema: { description: 'The value: raw bytes, any content type', contentMediaType: 'application/octet-stream' } } } } as unknown as undefined,
       response: {
         200: { description: 'Replaced an existing value', headers: headers.sync, content: { 'application/json': { schema: WriteReplySchema } } },
-        201: { description: 'Created the key', headers: headers.sync, content: { 'application/json': { schema: WriteReplySchema } } },
+        201: { description: 'Created the key', headers: { ...headers.sync, ...headers.location }, content: { 'application/json': { schema: WriteReplySchema } } },
         409: errorRef('The key holds a non-string Redis value'),
         412: errorRef('If-None-Match: * and the key exists, or If-Match: * and it does not'),
         413: errorRef('The value is larger than KV_MAX_VALUE_BYTES'),
-        504: errorRef('The write reached the master but was not confirmed on the replicas in time: its outcome is unknown; retrying is safe'),
+        504: errorRef('The write reached the master but was not confirmed on the replicas in time: its outcome is unknown; retrying is safe', retryAfterHeader),
         ...kvErrors
       }
     }
@@ -83,10 +84,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     if (req.headers['if-none-match'] === '*' && req.headers['if-match'] === '*') {
       throw new GatewayError('GW_ERR_BAD_REQUEST', 'If-None-Match: * and If-Match: * cannot be combined')
     }
+    const ttl = req.query.ttl === undefined ? undefined : Number(req.query.ttl)
+    if (ttl !== undefined && ttl > 2147483647) throw new GatewayError('GW_ERR_BAD_REQUEST', 'querystring/ttl must be at most 2147483647')
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
     const r = await kv.put(key, body, {
       condition,
-      ...(req.query.ttl === undefined ? {} : { ttlSeconds: req.query.ttl }),
+      ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
       ...(req.query.durability === undefined ? {} : { durability: req.query.durability })
     })
     reply.header('x-sync-token', r.syncToken)
@@ -104,7 +107,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         204: { description: 'Deleted', headers: headers.sync, type: 'null' },
         404: errorRef('The key did not exist'),
-        504: errorRef('The delete reached the master but was not confirmed on the replicas in time'),
+        504: errorRef('The delete reached the master but was not confirmed on the replicas in time', retryAfterHeader),
         ...kvErrors
       }
     }

@@ -10,7 +10,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['operations'],
       summary: 'Current master, replicas (health, lag), sentinels and circuit breakers',
-      response: { 200: TopologySchema, 500: errorRef('Internal error') }
+      response: { 200: { description: 'The gateway\'s current view of the deployment', content: { 'application/json': { schema: TopologySchema } } }, 500: errorRef('Internal error') }
     }
   }, async () => {
     const s = topology.snapshot
@@ -39,21 +39,24 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'The process is up', response: { 200: HealthSchema } }
+    schema: { tags: ['operations'], summary: 'The process is up', response: { 200: { description: 'The process is up', content: { 'application/json': { schema: HealthSchema } } } } }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
     schema: {
       tags: ['operations'],
       summary: 'Ready: a master is known and answers PING',
-      response: { 200: HealthSchema, 503: HealthSchema }
+      response: {
+        200: { description: 'Ready to serve', content: { 'application/json': { schema: HealthSchema } } },
+        503: { description: 'Not ready: no master known yet, or it does not answer PING', content: { 'application/json': { schema: HealthSchema } } }
+      }
     }
   }, async (_req, reply) => {
     const s = topology.snapshot
-    if (s.master === null) return await reply.code(503).send({ status: 'not ready', reason: 'no master known yet' })
+    if (s.master === null || !s.masterConfirmed) return await reply.code(503).send({ status: 'not ready', reason: 'no master confirmed by the sentinels and its own role yet' })
     try {
       const master = s.master
-      await withTimeout('PING', config.commandTimeoutMs, async () => await connections.get(master).pick().ping())
+      await withTimeout('PING', config.commandTimeoutMs, async () => await (await connections.get(master).acquire(config.connectTimeoutMs)).ping())
       return { status: 'ready' }
     } catch {
       return await reply.code(503).send({ status: 'not ready', reason: 'the master does not answer PING' })

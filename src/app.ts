@@ -50,7 +50,16 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     genReqId: () => randomUUID(),
     // Keys are validated by our own byte limit (400), not cut by the router (404).
     routerOptions: { maxParamLength: config.maxKeyBytes * 3 + 64 },
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } }
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // Errors raised by the router before any route runs: same JSON shape as everything else.
+    frameworkErrors: (err, req, reply) => {
+      reply.header('x-request-id', req.id)
+      // Both can only come from the one path parameter we have: the key.
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `the key must be 1 to ${config.maxKeyBytes} bytes after URL decoding`
+        : 'the key is not valid percent-encoded UTF-8'
+      void (reply as FastifyReply).code(400).send(errorBody('GW_ERR_KEY_INVALID', message))
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const services = createServices(config, app.log as unknown as Logger)
@@ -96,6 +105,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
         version: '0.1.0',
         description: 'HTTP key/value gateway in front of a Redis Sentinel deployment: writes go to the master and are acknowledged once the replicas that could be promoted have them; reads are spread over healthy replicas.'
       },
+      servers: [{ url: 'http://localhost:3000', description: 'A gateway running locally (PORT defaults to 3000)' }],
       tags: [{ name: 'kv', description: 'Key/value operations' }, { name: 'operations', description: 'Topology and health' }]
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }

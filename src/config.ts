@@ -137,7 +137,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[variable.env]
     if (raw === undefined || raw === '') {
       if (variable.required) {
-        throw new ConfigError(`Missing environment variable ${variable.env}: ${variable.doc.split('.')[0]}`)
+        throw new ConfigError(`Missing environment variable ${variable.env}: ${variable.doc.split(/\.\s/)[0]}`)
       }
       if (variable.default !== undefined) v[variable.env] = parseOne(variable, variable.default)
       continue

@@ -126,7 +126,7 @@ export class KvService {
       const n = replicated ? this.topology.snapshot.requiredReplicas : 0
       try {
         const res = await this.breakers.run(node, 'write', this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0), async () => {
-          const p = command(this.connections.get(master).pick(), sent)
+          const p = command(await this.connections.get(master).acquire(this.config.connectTimeoutMs), sent)
           p.role()
           if (n > 0) p.wait(n, this.config.waitTimeoutMs)
           sent = true
@@ -167,7 +167,7 @@ export class KvService {
     const node = nodeKey(addr)
     const started = performance.now()
     const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
-      const p = this.connections.get(addr).pick().pipeline()
+      const p = (await this.connections.get(addr).acquire(this.config.connectTimeoutMs)).pipeline()
       if (syncToken !== undefined) p.role()
       p.getBuffer(key).ttl(key)
       const res = await p.exec() as PipelineResult

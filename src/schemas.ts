@@ -46,7 +46,8 @@ export const DurabilitySchema = Type.Union([Type.Literal('replicated'), Type.Lit
 })
 
 export const PutQuerySchema = Type.Object({
-  ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Expire the key after this many seconds' })),
+  // A string, not an integer: ajv's number coercion would accept `0x10`, `1e2` or ` 5`.
+  ttl: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,9}$', description: 'Expire the key after this many seconds (a positive integer, at most 2147483647)' })),
   durability: Type.Optional(DurabilitySchema)
 }, { additionalProperties: false })
 export type PutQuery = Static<typeof PutQuerySchema>

@@ -17,6 +17,8 @@ import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Se
 
 /** While a failover looks in progress or the master is unconfirmed, refresh this often. */
 const FAST_REFRESH_MS = 100
+/** Refresh requests closer together than this are merged (waiting requests must not spin). */
+const MIN_REFRESH_GAP_MS = 50
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
 
@@ -63,6 +65,10 @@ export class Topology extends EventEmitter {
   private timer: NodeJS.Timeout | null = null
   private closed = false
   private nextChange: Promise<void> | null = null
+  private lastRefreshStart = 0
+  private delayedRefresh: NodeJS.Timeout | null = null
+  /** When the last failover end event arrived: sentinel answers older than this are stale. */
+  private failoverEndedAt = 0
 
   constructor (private readonly config: Config, readonly sentinels: Sentinels,
     private readonly connections: Connections, private readonly breakers: Breakers, private readonly log: Logger) {
@@ -95,17 +101,23 @@ export class Topology extends EventEmitter {
   /** Runs a refresh now, or right after the one in flight (coalesced). */
   requestRefresh (): void {
     if (this.running !== null) { this.again = true; return }
+    const wait = this.lastRefreshStart + MIN_REFRESH_GAP_MS - Date.now()
+    if (wait > 0) {
+      this.delayedRefresh ??= setTimeout(() => { this.delayedRefresh = null; this.requestRefresh() }, wait)
+      return
+    }
     void this.refresh()
   }
 
   /** One refresh, single-flight. Never throws: failures are logged and leave the state as it was. */
   async refresh (): Promise<void> {
     if (this.running !== null) { this.again = true; return await this.running }
-    this.running = this.doRefresh()
+    this.lastRefreshStart = Date.now()
+    this.running = this.doRefresh(this.lastRefreshStart)
       .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'topology refresh failed'))
       .finally(() => {
         this.running = null
-        if (this.again && !this.closed) { this.again = false; void this.refresh() }
+        if (this.again && !this.closed) { this.again = false; this.requestRefresh() }
       })
     return await this.running
   }
@@ -142,6 +154,7 @@ export class Topology extends EventEmitter {
   close (): void {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)
+    if (this.delayedRefresh !== null) clearTimeout(this.delayedRefresh)
     this.sentinels.close()
     this.connections.closeAll()
   }
@@ -168,13 +181,14 @@ export class Topology extends EventEmitter {
 
   private markFailover (on: boolean): void {
     if (on) this.failoverHoldUntil = Date.now() + FAILOVER_HOLD_MAX_MS
+    else { this.failoverHoldUntil = 0; this.failoverEndedAt = Date.now() }
     if (this.state.failoverInProgress !== on) {
       this.state = { ...this.state, failoverInProgress: on }
       this.emit('change', this.state)
     }
   }
 
-  private async doRefresh (): Promise<void> {
+  private async doRefresh (startedAt: number): Promise<void> {
     const answers = await this.sentinels.queryAll()
     const chosen = chooseMaster(answers)
     const prev = this.state
@@ -200,7 +214,8 @@ export class Topology extends EventEmitter {
       if (!listed.has(k)) replicas.push(this.replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info))
     }
     const anyUp = verdicts.some(v => !v.downByMajority)
-    const sentinelSaysFailover = answers.some(a => a.masterFlags.includes('failover_in_progress'))
+    // Answers asked for before the last failover end event may still carry its flag.
+    const sentinelSaysFailover = startedAt > this.failoverEndedAt && answers.some(a => a.masterFlags.includes('failover_in_progress'))
     if (sentinelSaysFailover) this.failoverHoldUntil = Math.max(this.failoverHoldUntil, Date.now() + FAST_REFRESH_MS * 5)
 
     const next: TopologySnapshot = {
@@ -211,7 +226,8 @@ export class Topology extends EventEmitter {
       masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
       replicas,
       requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
-      failoverInProgress: sentinelSaysFailover || (prev.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
+      // Read the current state, not `prev`: an end event may have arrived while this refresh ran.
+      failoverInProgress: sentinelSaysFailover || (this.state.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
       refreshedAt: new Date().toISOString()
     }
     if (changed && prev.master !== null) {
@@ -237,7 +253,7 @@ export class Topology extends EventEmitter {
       const pool = this.connections.get(master)
       // Through the breaker: a hung master must open it even when no request is writing.
       const text = await this.breakers.run(nodeKey(master), 'INFO replication', this.config.commandTimeoutMs,
-        async () => await pool.pick().info('replication'))
+        async () => await (await pool.acquire(this.config.connectTimeoutMs)).info('replication'))
       return parseReplicationInfo(text)
     } catch {
       return null

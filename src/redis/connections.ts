@@ -63,6 +63,8 @@ export class NodePool {
   readonly key: string
   private readonly clients: Redis[]
   private next = 0
+  /** Set once any connection of the pool has been ready: from then on, none ready = node fault. */
+  private everReady = false
 
   constructor (readonly address: NodeAddress, size: number, settings: ClientSettings, log: Logger) {
     this.key = nodeKey(address)
@@ -70,6 +72,7 @@ export class NodePool {
     this.clients = Array.from({ length: size }, () => {
       const c = new Redis(clientOptions(address, settings))
       for (const [name, def] of Object.entries(settings.scripts ?? {})) c.defineCommand(name, def)
+      c.on('ready', () => { this.everReady = true })
       c.on('error', (err: Error) => {
         // A down node errors on every reconnect attempt: log at most once per 5 s per pool.
         const now = Date.now()
@@ -89,6 +92,25 @@ export class NodePool {
       if (c.status === 'ready') return c
     }
     throw new NotConnectedError(this.key)
+  }
+
+  /**
+   * A ready connection. A pool that was never connected yet (a node just discovered) is waited
+   * for, so the first calls to a new master do not count as its failures; a pool that lost its
+   * connections fails at once (the caller's timeout bounds the wait either way).
+   */
+  async acquire (timeoutMs: number): Promise<Redis> {
+    if (this.everReady || this.ready) return this.pick()
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        for (const c of this.clients) c.off('ready', done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      for (const c of this.clients) c.once('ready', done)
+    })
+    return this.pick()
   }
 
   /** True when at least one connection is ready. */

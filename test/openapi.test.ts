@@ -1,0 +1,344 @@
+// openapi.yaml: (a) it is exactly what the route schemas generate, (b) it is a valid OpenAPI 3.1
+// document whose schemas are valid JSON Schema 2020-12, (c) real answers of the running gateway
+// (in front of a real Sentinel topology, and in front of nothing at all for the 503s) match it:
+// documented status, content type, body schema and response headers.
+import { existsSync, readFileSync } from 'node:fs'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js'
+import t, { type Test } from 'tap'
+import { parse } from 'yaml'
+import { generateOpenApiYaml, openapiPath } from '../scripts/openapi.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { startInProcess } from './helpers/gateway.js'
+import { topologyFor } from './helpers/topology.js'
+import { freePorts } from './helpers/topology-procs.js'
+
+type SchemaObject = Record<string, unknown>
+interface HeaderObject { description?: string; required?: boolean; schema?: SchemaObject }
+interface MediaTypeObject { schema?: SchemaObject }
+interface ResponseObject { description: string; headers?: Record<string, HeaderObject>; content?: Record<string, MediaTypeObject> }
+interface ParameterObject { name: string; in: string; required?: boolean; schema?: SchemaObject; description?: string }
+interface Operation {
+  summary?: string
+  tags?: string[]
+  parameters?: ParameterObject[]
+  requestBody?: { required?: boolean; content: Record<string, MediaTypeObject> }
+  responses: Record<string, ResponseObject>
+}
+type Method = 'get' | 'put' | 'delete'
+interface OpenApiDoc {
+  openapi: string
+  info: { title: string; version: string; description?: string }
+  servers?: { url: string }[]
+  tags?: { name: string; description?: string }[]
+  paths: Record<string, Partial<Record<Method, Operation>>>
+  components?: { schemas?: Record<string, SchemaObject> }
+}
+
+const METHODS: Method[] = ['get', 'put', 'delete']
+const ERROR_REF = '#/components/schemas/Error'
+
+/** Error answers that deliberately do not use the Error shape. */
+const NON_ERROR_SHAPED = new Set(['GET /readyz 503']) // the readiness probe answers { status, reason }
+
+/** Documented answers this test cannot provoke against a healthy local topology. */
+const NOT_PROVOKED = new Map([
+  ['GET /kv/{key} 500', 'internal error: no reliable trigger'],
+  ['PUT /kv/{key} 500', 'internal error: no reliable trigger'],
+  ['DELETE /kv/{key} 500', 'internal error: no reliable trigger'],
+  ['GET /topology 500', 'internal error: no reliable trigger'],
+  ['PUT /kv/{key} 409', 'SET replaces any type; WRONGTYPE only on a retried create-only write'],
+  ['PUT /kv/{key} 504', 'needs replicas that stop confirming mid-write'],
+  ['DELETE /kv/{key} 504', 'needs replicas that stop confirming mid-write']
+])
+
+const yamlText = existsSync(openapiPath()) ? readFileSync(openapiPath(), 'utf8') : ''
+const doc = (parse(yamlText) ?? { paths: {} }) as OpenApiDoc
+
+function operations (): { path: string; method: Method; op: Operation }[] {
+  const out: { path: string; method: Method; op: Operation }[] = []
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const method of METHODS) {
+      const op = item[method]
+      if (op !== undefined) out.push({ path, method, op })
+    }
+  }
+  return out
+}
+
+/** Every Schema Object of the document, with where it is. */
+function schemas (): { where: string; schema: SchemaObject }[] {
+  const out: { where: string; schema: SchemaObject }[] = []
+  for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) out.push({ where: `components.schemas.${name}`, schema })
+  for (const { path, method, op } of operations()) {
+    const at = `${method.toUpperCase()} ${path}`
+    for (const p of op.parameters ?? []) if (p.schema) out.push({ where: `${at} parameter ${p.in}:${p.name}`, schema: p.schema })
+    for (const [type, m] of Object.entries(op.requestBody?.content ?? {})) if (m.schema) out.push({ where: `${at} request body ${type}`, schema: m.schema })
+    for (const [status, r] of Object.entries(op.responses)) {
+      for (const [name, h] of Object.entries(r.headers ?? {})) if (h.schema) out.push({ where: `${at} ${status} header ${name}`, schema: h.schema })
+      for (const [type, m] of Object.entries(r.content ?? {})) if (m.schema) out.push({ where: `${at} ${status} ${type}`, schema: m.schema })
+    }
+  }
+  return out
+}
+
+/** JSON Schema 2020-12 (the OpenAPI 3.1 dialect), strict, with components.schemas resolvable by their $ref. */
+function newAjv (opts: { coerceTypes?: boolean } = {}): Ajv2020 {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, ...opts })
+  for (const kw of ['example', 'discriminator', 'xml', 'externalDocs']) ajv.addKeyword(kw) // OpenAPI's own keywords
+  ajv.addFormat('binary', true) // OpenAPI's format for raw bytes (an annotation: nothing to check)
+  for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) ajv.addSchema(schema, `#/components/schemas/${name}`)
+  return ajv
+}
+
+t.test('openapi.yaml is generated from the route schemas', async (t) => {
+  t.ok(existsSync(openapiPath()), 'openapi.yaml exists: run npm run openapi')
+  t.equal(yamlText, await generateOpenApiYaml(), 'openapi.yaml is current: run npm run openapi')
+})
+
+t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
+  const result = await new Validator().validate(yamlText)
+  t.ok(result.valid, 'valid against the OpenAPI 3.1 schema', { errors: result.errors })
+  t.equal(doc.openapi, '3.1.0')
+
+  const ajv = newAjv()
+  for (const { where, schema } of schemas()) {
+    t.doesNotThrow(() => ajv.compile(schema), `${where}: a valid JSON Schema 2020-12 whose $refs resolve`)
+  }
+
+  t.match(doc.info, { title: String, version: String, description: String }, 'info')
+  t.ok((doc.servers ?? []).length > 0, 'servers')
+  const tagNames = (doc.tags ?? []).map(x => x.name)
+  t.same(doc.components?.schemas?.Error?.required, ['error'], 'components.schemas.Error is the error shape')
+
+  const ops = operations().map(o => `${o.method.toUpperCase()} ${o.path}`)
+  for (const route of ['GET /kv/{key}', 'PUT /kv/{key}', 'DELETE /kv/{key}', 'GET /topology', 'GET /healthz', 'GET /readyz']) {
+    t.ok(ops.includes(route), `${route} is documented`)
+  }
+
+  for (const { path, method, op } of operations()) {
+    const at = `${method.toUpperCase()} ${path}`
+    t.ok(op.summary, `${at} has a summary`)
+    t.ok(op.tags?.length === 1 && tagNames.includes(op.tags[0] ?? ''), `${at} has one declared tag`)
+    for (const name of [...path.matchAll(/\{([^}]+)\}/g)].map(m => m[1])) {
+      t.ok(op.parameters?.some(p => p.in === 'path' && p.name === name && p.required === true), `${at} declares path parameter ${name}`)
+    }
+    for (const [status, r] of Object.entries(op.responses)) {
+      t.ok(/^[1-5][0-9][0-9]$/.test(status), `${at} ${status} is an explicit status`)
+      t.ok(r.description !== 'Default Response', `${at} ${status} has its own description`)
+      if (Number(status) >= 400 && !NON_ERROR_SHAPED.has(`${at} ${status}`)) {
+        t.same(r.content, { 'application/json': { schema: { $ref: ERROR_REF } } }, `${at} ${status} answers the Error shape`)
+      }
+      if (status === '503' && path.startsWith('/kv/')) t.ok(r.headers?.['retry-after'], `${at} 503 documents Retry-After`)
+      if (status === '504') t.ok(r.headers?.['retry-after'], `${at} 504 documents Retry-After`)
+    }
+  }
+
+  const get = doc.paths['/kv/{key}']?.get
+  t.match(get?.responses['200'], { headers: { 'x-served-by': {}, 'x-ttl': {} }, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, 'GET 200: raw bytes, X-Served-By, X-TTL')
+  t.match(get?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:x-sync-token', 'path:key', 'query:consistency', 'query:syncToken'], 'GET parameters')
+  const put = doc.paths['/kv/{key}']?.put
+  t.match(put?.requestBody, { required: true, content: { '*/*': {} } }, 'PUT body: any content type, raw bytes')
+  t.match(put?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:if-match', 'header:if-none-match', 'path:key', 'query:durability', 'query:ttl'], 'PUT parameters')
+  for (const status of ['200', '201']) t.ok(put?.responses[status]?.headers?.['x-sync-token'], `PUT ${status} documents X-Sync-Token`)
+  t.ok(put?.responses['201']?.headers?.location, 'PUT 201 documents Location')
+  const del = doc.paths['/kv/{key}']?.delete
+  t.match(del?.responses['204'], { headers: { 'x-sync-token': {} } }, 'DELETE 204 documents X-Sync-Token')
+  t.equal(del?.responses['204']?.content, undefined, 'DELETE 204 has no body')
+})
+
+/** Checks real answers against the document and records which documented answers were seen. */
+class Conformance {
+  readonly seen = new Set<string>()
+  private readonly ajv = newAjv()
+  private readonly headerAjv = newAjv({ coerceTypes: true })
+
+  /** Reads `res` and checks it; `headers`: response headers the handler always sends for this answer. */
+  async check (t: Test, res: Response, path: string, method: Method, want: { status: number; headers?: string[]; body?: Buffer }): Promise<Buffer> {
+    const at = `${method.toUpperCase()} ${path}`
+    const body = Buffer.from(await res.arrayBuffer())
+    const ctx = `${at} -> ${res.status} ${preview(body, res.headers.get('content-type'))}`
+    t.equal(res.status, want.status, `${at}: status ${want.status}`, { body: preview(body, res.headers.get('content-type')) })
+    const op = doc.paths[path]?.[method]
+    if (op === undefined) {
+      t.fail(`${at} is not documented`)
+      return body
+    }
+    const key = String(res.status)
+    const documented = op.responses[key] ?? op.responses[`${key[0] ?? ''}XX`] ?? op.responses.default
+    if (documented === undefined) {
+      t.fail(`${at}: status ${res.status} is not documented`, { documented: Object.keys(op.responses), body: ctx })
+      return body
+    }
+    this.seen.add(`${at} ${res.status}`)
+    this.body(t, ctx, documented, res.headers.get('content-type'), body, want.body)
+    this.headers(t, at, documented, res.headers, want.headers ?? [])
+    return body
+  }
+
+  /** An answer outside every documented path (the not-found handler): the Error shape as JSON. */
+  async checkError (t: Test, res: Response, status: number): Promise<void> {
+    const body = Buffer.from(await res.arrayBuffer())
+    t.equal(res.status, status)
+    this.body(t, `${res.url} -> ${res.status}`, { description: '', content: { 'application/json': { schema: { $ref: ERROR_REF } } } },
+      res.headers.get('content-type'), body, undefined)
+  }
+
+  private body (t: Test, ctx: string, documented: ResponseObject, contentType: string | null, body: Buffer, expected: Buffer | undefined): void {
+    if (documented.content === undefined) {
+      t.equal(body.length, 0, `${ctx}: no body, as documented`)
+      return
+    }
+    const essence = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+    const mediaKey = Object.keys(documented.content).find(k => mediaMatches(k, essence))
+    if (mediaKey === undefined) {
+      t.fail(`${ctx}: content type ${contentType} is not documented`, { documented: Object.keys(documented.content) })
+      return
+    }
+    t.pass(`${ctx}: content type ${essence} documented (${mediaKey})`)
+    const schema = documented.content[mediaKey]?.schema
+    if (/^application\/(.+\+)?json$/.test(essence)) {
+      let json: unknown
+      try {
+        json = JSON.parse(body.toString('utf8'))
+      } catch (err) {
+        t.fail(`${ctx}: body is not JSON (${(err as Error).message})`)
+        return
+      }
+      if (schema !== undefined) {
+        const validate = this.ajv.compile(schema)
+        t.ok(validate(json), `${ctx}: body matches the documented schema`, { errors: validate.errors, json })
+      }
+    } else if (schema?.type === 'string' && schema.format === 'binary') {
+      t.ok(Buffer.isBuffer(body), `${ctx}: raw bytes`)
+    } else {
+      t.fail(`${ctx}: no rule to check a ${mediaKey} body`)
+    }
+    if (expected !== undefined) t.ok(body.equals(expected), `${ctx}: exactly the expected bytes`)
+  }
+
+  private headers (t: Test, at: string, documented: ResponseObject, headers: Headers, always: string[]): void {
+    const docHeaders = new Map(Object.entries(documented.headers ?? {}).map(([name, h]) => [name.toLowerCase(), h]))
+    for (const [name, h] of docHeaders) {
+      const value = headers.get(name)
+      if (value === null) {
+        t.notOk(h.required, `${at}: required header ${name} is present`)
+        continue
+      }
+      if (h.schema === undefined) continue
+      const validate: ValidateFunction = this.headerAjv.compile({ type: 'object', properties: { v: h.schema } })
+      t.ok(validate({ v: value }), `${at}: header ${name}: ${value} matches its schema`, { errors: validate.errors })
+    }
+    for (const name of always) {
+      t.ok(headers.get(name) !== null, `${at}: sends ${name}`)
+      t.ok(docHeaders.has(name), `${at}: ${name} is documented (documented: ${[...docHeaders.keys()].join(', ') || 'none'})`)
+    }
+  }
+}
+
+/** A short printable view of a body: JSON/text as is (cut), anything else as its length. */
+function preview (body: Buffer, contentType: string | null): string {
+  if (/json|^text\//.test(contentType ?? '')) return body.length > 200 ? `${body.subarray(0, 200).toString()}...` : body.toString()
+  return `<${body.length} bytes ${contentType ?? 'without content type'}>`
+}
+
+function mediaMatches (documented: string, actual: string): boolean {
+  if (documented === '*/*') return true
+  if (documented.endsWith('/*')) return actual.startsWith(documented.slice(0, -1))
+  return documented.toLowerCase() === actual
+}
+
+t.test('real answers match the document', async (t) => {
+  const c = new Conformance()
+  const K = '/kv/{key}'
+
+  await t.test('against a real Sentinel topology', async (t) => {
+    const topo = await topologyFor(t)
+    const { url } = await startInProcess(t, topo, { KV_MAX_VALUE_BYTES: '1024', KV_MAX_KEY_BYTES: '64' })
+    const req = async (method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Response> =>
+      await fetch(`${url}${path}`, {
+        method,
+        ...(init.headers === undefined ? {} : { headers: init.headers }),
+        ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : new Uint8Array(init.body) })
+      })
+
+    // ready: /readyz answers 200 once the gateway has found and pinged the master
+    const deadline = Date.now() + 20_000
+    let ready: Response
+    for (;;) {
+      ready = await req('GET', '/readyz')
+      if (ready.status === 200 || Date.now() > deadline) break
+      await ready.arrayBuffer()
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    await c.check(t, ready, '/readyz', 'get', { status: 200 })
+    await c.check(t, await req('GET', '/healthz'), '/healthz', 'get', { status: 200 })
+    await c.check(t, await req('GET', '/topology'), '/topology', 'get', { status: 200 })
+
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+    const key = `/kv/${encodeURIComponent('openapi/ü key')}`
+    // PUT 201 created (raw bytes), 200 replaced (any content type), then GET 200 returns the exact bytes
+    await c.check(t, await req('PUT', key, { headers: { 'content-type': 'application/octet-stream', 'if-none-match': '*' }, body: bytes }),
+      K, 'put', { status: 201, headers: ['x-sync-token', 'location'] })
+    const replaced = await req('PUT', `${key}?durability=replicated`, { headers: { 'content-type': 'application/json', 'if-match': '*' }, body: '{"not":"parsed"}' })
+    await c.check(t, replaced, K, 'put', { status: 200, headers: ['x-sync-token'] })
+    const syncToken = replaced.headers.get('x-sync-token') ?? ''
+    await c.check(t, await req('GET', `${key}?syncToken=${syncToken}`), K, 'get', { status: 200, headers: ['x-served-by'], body: Buffer.from('{"not":"parsed"}') })
+    await c.check(t, await req('PUT', key, { body: bytes }), K, 'put', { status: 200, headers: ['x-sync-token'] }) // no content type at all
+    await c.check(t, await req('PUT', `${key}?ttl=300`, { headers: { 'content-type': 'text/plain; charset=utf-8' }, body: bytes }), K, 'put', { status: 200, headers: ['x-sync-token'] })
+    const withTtl = await req('GET', `${key}?consistency=strong`)
+    t.ok(Number(withTtl.headers.get('x-ttl')) > 0, 'X-TTL is sent for a key with an expiry')
+    await c.check(t, withTtl, K, 'get', { status: 200, headers: ['x-served-by', 'x-ttl'], body: bytes })
+
+    // 412 both ways
+    await c.check(t, await req('PUT', key, { headers: { 'if-none-match': '*' }, body: 'x' }), K, 'put', { status: 412 })
+    await c.check(t, await req('PUT', '/kv/openapi-missing', { headers: { 'if-match': '*' }, body: 'x' }), K, 'put', { status: 412 })
+    // 413: larger than KV_MAX_VALUE_BYTES
+    await c.check(t, await req('PUT', '/kv/openapi-big', { headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(2048, 1) }), K, 'put', { status: 413 })
+    // 400: bad query, bad header combination, key too long
+    await c.check(t, await req('PUT', '/kv/openapi-ttl?ttl=0', { body: 'x' }), K, 'put', { status: 400 })
+    await c.check(t, await req('PUT', '/kv/openapi-both', { headers: { 'if-match': '*', 'if-none-match': '*' }, body: 'x' }), K, 'put', { status: 400 })
+    await c.check(t, await req('GET', `/kv/${'k'.repeat(65)}`), K, 'get', { status: 400 })
+    await c.check(t, await req('GET', `${key}?consistency=sometimes`), K, 'get', { status: 400 })
+    await c.check(t, await req('GET', key, { headers: { 'x-sync-token': 'latest' } }), K, 'get', { status: 400 })
+    await c.check(t, await req('DELETE', `${key}?durability=maybe`), K, 'delete', { status: 400 })
+    // 409: the key holds a Redis hash
+    const master = await topo.master()
+    const mc = topo.client(master.port)
+    try {
+      await mc.hset('openapi-hash', 'f', 'v')
+    } finally {
+      await mc.quit()
+    }
+    await c.check(t, await req('GET', '/kv/openapi-hash?consistency=strong'), K, 'get', { status: 409 })
+    // DELETE 204 then 404; GET 404
+    await c.check(t, await req('DELETE', key), K, 'delete', { status: 204, headers: ['x-sync-token'] })
+    await c.check(t, await req('DELETE', key), K, 'delete', { status: 404 })
+    await c.check(t, await req('GET', key), K, 'get', { status: 404 })
+    // not a route: the not-found handler answers the Error shape
+    await c.checkError(t, await req('GET', '/no/such/route'), 404)
+    await c.checkError(t, await req('POST', key, { body: 'x' }), 404)
+  })
+
+  await t.test('in front of sentinels that do not answer (503)', async (t) => {
+    const [deadPort] = await freePorts(1)
+    const app = await buildApp(loadConfig({
+      REDIS_SENTINELS: `127.0.0.1:${deadPort}`, LOG_LEVEL: 'silent', REQUEST_RETRY_BUDGET_MS: '300', REDIS_CONNECT_TIMEOUT_MS: '200'
+    }))
+    t.teardown(async () => await app.close())
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    await c.check(t, await fetch(`${url}/readyz`), '/readyz', 'get', { status: 503 })
+    await c.check(t, await fetch(`${url}/kv/k`), K, 'get', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/kv/k`, { method: 'PUT', body: 'x' }), K, 'put', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/kv/k`, { method: 'DELETE' }), K, 'delete', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/topology`), '/topology', 'get', { status: 200 })
+  })
+
+  // every documented answer was seen, or is listed as not provokable here (with the reason)
+  const documented = operations().flatMap(({ path, method, op }) => Object.keys(op.responses).map(s => `${method.toUpperCase()} ${path} ${s}`))
+  const missing = documented.filter(k => !c.seen.has(k) && !NOT_PROVOKED.has(k))
+  t.same(missing, [], 'every documented status was produced by a real request: add one above, or list it in NOT_PROVOKED with the reason')
+  const stale = [...NOT_PROVOKED.keys()].filter(k => !documented.includes(k) || c.seen.has(k))
+  t.same(stale, [], 'NOT_PROVOKED lists only documented answers that were not produced')
+})
