@@ -1,21 +1,36 @@
 /** /kv/:key: HTTP mapping only. Parse, validate, call the KV service, shape the answer. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { createHash } from 'node:crypto'
+import { authorize } from '../src/auth.js'
 import { GatewayError } from '../src/errors.js'
 import type { Condition } from '../src/kv.js'
 import {
   DeleteQuerySchema, errorRef, GetHeadersSchema, GetQuerySchema, KeyParamsSchema, kvErrors, PutHeadersSchema,
-  PutQuerySchema, retryAfterHeader, WriteReplySchema
+  PutQuerySchema, retryAfterHeader, unauthorizedRef, WriteReplySchema
 } from '../src/schemas.js'
 
 const headers = {
   servedBy: { 'x-served-by': { type: 'string', enum: ['replica', 'master'], description: 'Which role answered' } },
   ttl: { 'x-ttl': { type: 'integer', description: 'Seconds until the key expires (absent when it does not)' } },
   location: { location: { type: 'string', description: 'Path of the created key (/kv/ + the URL-encoded key)' } },
+  etag: { etag: { type: 'string', description: 'Strong ETag of the value (SHA-1, quoted): send it in If-None-Match (GET) or If-Match (PUT)' } },
   sync: { 'x-sync-token': { type: 'string', description: 'Master replication offset after the write: send it back on a GET to read your own write' } }
+}
+
+/** The strong ETag of a value; the PUT script computes the same with redis.sha1hex. */
+export const etagOf = (value: Buffer): string => `"${createHash('sha1').update(value).digest('hex')}"`
+
+/** True when an If-None-Match header value names `etag` (or is `*`). */
+function matchesAny (header: string, etag: string): boolean {
+  return header.split(',').some(t => { const v = t.trim().replace(/^W\//, ''); return v === '*' || v === etag })
 }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { kv, gatewayConfig: config } = app
+
+  // Values are raw bytes of any content type (this plugin's scope only).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.maxValueBytes }, (_req, body, done) => done(null, body))
 
   const checkKey = (key: string): string => {
     const bytes = Buffer.byteLength(key)
@@ -36,9 +51,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: {
           description: 'The stored bytes',
-          headers: { ...headers.servedBy, ...headers.ttl },
+          headers: { ...headers.servedBy, ...headers.ttl, ...headers.etag },
           content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }
         },
+        304: { description: 'Not modified: the value still has an ETag given in If-None-Match', headers: { ...headers.servedBy, ...headers.etag }, type: 'null' },
+        401: unauthorizedRef(),
+        403: errorRef('The token may not read this key'),
         404: errorRef('The key does not exist'),
         409: errorRef('The key holds a non-string Redis value'),
         ...kvErrors
@@ -46,6 +64,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req, reply) => {
     const key = checkKey(req.params.key)
+    authorize(req.principal, 'read', key)
     const token = req.query.syncToken ?? req.headers['x-sync-token']
     const r = await kv.get(key, {
       consistency: req.query.consistency ?? 'eventual',
@@ -53,6 +72,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     })
     reply.header('x-served-by', r.servedBy)
     if (r.value === null) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key does not exist')
+    const etag = etagOf(r.value)
+    reply.header('etag', etag)
+    const inm = req.headers['if-none-match']
+    if (inm !== undefined && matchesAny(inm, etag)) return await reply.code(304).send(null)
     if (r.ttlSeconds !== null) reply.header('x-ttl', r.ttlSeconds)
     return await reply.type('application/octet-stream').send(r.value)
   })
@@ -69,10 +92,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       // Raw bytes of any content type: documented, not validated (the parser hands a Buffer).
       body: { content: { '*/*': { schema: { description: 'The value: raw bytes, any content type', contentMediaType: 'application/octet-stream' } } } } as unknown as undefined,
       response: {
-        200: { description: 'Replaced an existing value', headers: headers.sync, content: { 'application/json': { schema: WriteReplySchema } } },
-        201: { description: 'Created the key', headers: { ...headers.sync, ...headers.location }, content: { 'application/json': { schema: WriteReplySchema } } },
+        200: { description: 'Replaced an existing value', headers: { ...headers.sync, ...headers.etag }, content: { 'application/json': { schema: WriteReplySchema } } },
+        201: { description: 'Created the key', headers: { ...headers.sync, ...headers.location, ...headers.etag }, content: { 'application/json': { schema: WriteReplySchema } } },
+        401: unauthorizedRef(),
+        403: errorRef('The token may not write this key'),
         409: errorRef('The key holds a non-string Redis value'),
-        412: errorRef('If-None-Match: * and the key exists, or If-Match: * and it does not'),
+        412: errorRef('If-None-Match: * and the key exists, If-Match: * and it does not, or If-Match: "<etag>" and the value changed'),
         413: errorRef('The value is larger than KV_MAX_VALUE_BYTES'),
         504: errorRef('The write reached the master but was not confirmed on the replicas in time: its outcome is unknown; retrying is safe', retryAfterHeader),
         ...kvErrors
@@ -80,10 +105,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req, reply) => {
     const key = checkKey(req.params.key)
-    const condition: Condition = req.headers['if-none-match'] === '*' ? 'create-only' : req.headers['if-match'] === '*' ? 'replace-only' : 'none'
-    if (req.headers['if-none-match'] === '*' && req.headers['if-match'] === '*') {
-      throw new GatewayError('GW_ERR_BAD_REQUEST', 'If-None-Match: * and If-Match: * cannot be combined')
+    authorize(req.principal, 'write', key)
+    const ifMatch = req.headers['if-match']
+    if (req.headers['if-none-match'] === '*' && ifMatch !== undefined) {
+      throw new GatewayError('GW_ERR_BAD_REQUEST', 'If-None-Match and If-Match cannot be combined')
     }
+    const condition: Condition = req.headers['if-none-match'] === '*'
+      ? 'create-only'
+      : ifMatch === '*' ? 'replace-only' : ifMatch !== undefined ? { etag: ifMatch.slice(1, -1) } : 'none'
     const ttl = req.query.ttl === undefined ? undefined : Number(req.query.ttl)
     if (ttl !== undefined && ttl > 2147483647) throw new GatewayError('GW_ERR_BAD_REQUEST', 'querystring/ttl must be at most 2147483647')
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
@@ -93,6 +122,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       ...(req.query.durability === undefined ? {} : { durability: req.query.durability })
     })
     reply.header('x-sync-token', r.syncToken)
+    reply.header('etag', etagOf(body))
     if (r.created) reply.header('location', `/kv/${encodeURIComponent(key)}`)
     return await reply.code(r.created ? 201 : 200).send({ result: r.created ? 'created' : 'replaced', syncToken: r.syncToken, replicas: r.replicas })
   })
@@ -106,6 +136,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: DeleteQuerySchema,
       response: {
         204: { description: 'Deleted', headers: headers.sync, type: 'null' },
+        401: unauthorizedRef(),
+        403: errorRef('The token may not write this key'),
         404: errorRef('The key did not exist'),
         504: errorRef('The delete reached the master but was not confirmed on the replicas in time', retryAfterHeader),
         ...kvErrors
@@ -113,6 +145,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req, reply) => {
     const key = checkKey(req.params.key)
+    authorize(req.principal, 'write', key)
     const r = await kv.delete(key, req.query.durability === undefined ? {} : { durability: req.query.durability })
     reply.header('x-sync-token', r.syncToken)
     if (!r.existed) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key did not exist')

@@ -1,7 +1,7 @@
 /** /topology, /healthz, /readyz. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { withTimeout } from '../src/redis/faults.js'
-import { errorRef, HealthSchema, TopologySchema } from '../src/schemas.js'
+import { errorRef, HealthSchema, unauthorizedRef, TopologySchema } from '../src/schemas.js'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { topology, breakers, router, connections, gatewayConfig: config } = app
@@ -10,7 +10,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['operations'],
       summary: 'Current master, replicas (health, lag), sentinels and circuit breakers',
-      response: { 200: { description: 'The gateway\'s current view of the deployment', content: { 'application/json': { schema: TopologySchema } } }, 500: errorRef('Internal error') }
+      response: {
+        200: { description: 'The gateway\'s current view of the deployment', content: { 'application/json': { schema: TopologySchema } } },
+        401: unauthorizedRef('Tokens are configured and none (or an unknown one) was given'),
+        500: errorRef('Internal error')
+      }
     }
   }, async () => {
     const s = topology.snapshot
@@ -38,11 +42,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   })
 
+  const open = { public: true, rateLimit: false as const }
   app.get('/healthz', {
+    config: open,
     schema: { tags: ['operations'], summary: 'The process is up', response: { 200: { description: 'The process is up', content: { 'application/json': { schema: HealthSchema } } } } }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
+    config: open,
     schema: {
       tags: ['operations'],
       summary: 'Ready: a master is known and answers PING',

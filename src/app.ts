@@ -6,11 +6,18 @@ import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
+import batchRoutes from '../routes/batch.js'
 import kvRoutes from '../routes/kv.js'
 import topologyRoutes from '../routes/topology.js'
+import { Auth, loadTokens } from './auth.js'
 import type { Config } from './config.js'
 import { errorBody, GatewayError } from './errors.js'
 import { loggerOptions } from './logger.js'
+import authPlugin from './plugins/auth.js'
+import corsPlugin from './plugins/cors.js'
+import docsPlugin from './plugins/docs.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
+import securityPlugin from './plugins/security.js'
 import { ErrorSchema } from './schemas.js'
 import { createServices, type Services } from './services.js'
 
@@ -43,7 +50,10 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  // Before anything connects: a bad token list is a configuration error.
+  const auth = new Auth(loadTokens(config.authTokens, config.authTokensFile))
   const app = Fastify({
+    requestTimeout: config.requestTimeoutMs,
     logger: loggerOptions(config.logLevel),
     logController: new OneLinePerRequest(),
     requestIdHeader: 'x-request-id',
@@ -71,16 +81,13 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.decorate('kv', services.kv)
   app.addHook('onClose', async () => services.close())
 
-  // Values are raw bytes of any content type.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.maxValueBytes }, (_req, body, done) => done(null, body))
-
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
 
   app.setErrorHandler((err: FastifyError | GatewayError, req, reply) => {
     if (err instanceof GatewayError) {
       if (err.statusCode >= 500) req.log.warn({ code: err.code, cause: causeText(err.cause) }, err.message)
       if (err.retryAfter !== undefined) reply.header('retry-after', err.retryAfter)
+      if (err.code === 'GW_ERR_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="sentinel-kv-gateway"')
       return reply.code(err.statusCode).send(errorBody(err.code, err.message))
     }
     const status = err.statusCode ?? 500
@@ -110,7 +117,13 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
+  await app.register(securityPlugin)
+  await app.register(corsPlugin, { origins: config.corsOrigins })
+  await app.register(authPlugin, { auth })
+  await app.register(rateLimitPlugin, { config })
+  if (opts.offline !== true) await app.register(docsPlugin)
   await app.register(kvRoutes)
+  await app.register(batchRoutes)
   await app.register(topologyRoutes)
 
   if (opts.offline === true) services.close()

@@ -53,6 +53,13 @@ export const VARIABLES = [
   { env: 'BREAKER_ROLLING_WINDOW_MS', kind: int(100, 600_000), default: '10000', doc: 'Circuit breaker: length of the rolling statistics window.' },
   { env: 'KV_MAX_KEY_BYTES', kind: int(1, 65_536), default: '1024', doc: 'Longest key, in bytes after URL decoding.' },
   { env: 'KV_MAX_VALUE_BYTES', kind: int(1, 512 * 1024 * 1024), default: '1048576', doc: 'Largest value (request body) in bytes; larger gets 413.' },
+  { env: 'AUTH_TOKENS', kind: { type: 'secret' }, doc: 'Bearer tokens, comma-separated `token:rights[:prefix]` with rights `r`, `w` or `rw`, e.g. `t0k3n:rw,r3ad:r:session:`. Unset (and no file): the gateway runs open and says so at start.' },
+  { env: 'AUTH_TOKENS_FILE', kind: { type: 'string' }, doc: 'Path of a JSON file `[{"name":"web","token":"...","rights":["read","write"],"prefix":"session:"}]`, read at start (adds to AUTH_TOKENS).' },
+  { env: 'CORS_ORIGINS', kind: { type: 'string' }, default: '', doc: 'Origins browsers may call from, comma-separated (e.g. `https://app.example.com`), or `*`. Empty: no CORS headers (browsers on other origins are blocked).' },
+  { env: 'RATE_LIMIT_MAX', kind: int(0, MAX_INT), default: '0', doc: 'Requests per window per token (per client IP when anonymous); 0 disables rate limiting. Counters live on the Redis master, shared by every gateway process.' },
+  { env: 'RATE_LIMIT_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Rate limit window.' },
+  { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
+  { env: 'REQUEST_TIMEOUT_MS', kind: int(0, 600_000), default: '30000', doc: 'Node HTTP server request timeout (whole request received within this); 0 disables.' },
   { env: 'HOST', kind: { type: 'string' }, default: '0.0.0.0', doc: 'Address the HTTP server listens on.' },
   { env: 'PORT', kind: int(0, 65_535), default: '3000', doc: 'Port the HTTP server listens on.' },
   { env: 'LOG_LEVEL', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level (one JSON line per request at `info`).' }
@@ -80,6 +87,12 @@ export interface Config {
   breaker: { errorThresholdPercentage: number; volumeThreshold: number; resetTimeout: number; rollingCountTimeout: number }
   maxKeyBytes: number
   maxValueBytes: number
+  authTokens?: string
+  authTokensFile?: string
+  corsOrigins: string[]
+  rateLimit: { max: number; windowMs: number }
+  batchMaxOps: number
+  requestTimeoutMs: number
   host: string
   port: number
   logLevel: string
@@ -179,6 +192,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     },
     maxKeyBytes: v.KV_MAX_KEY_BYTES as number,
     maxValueBytes: v.KV_MAX_VALUE_BYTES as number,
+    authTokens: v.AUTH_TOKENS as string | undefined,
+    authTokensFile: v.AUTH_TOKENS_FILE as string | undefined,
+    corsOrigins: (v.CORS_ORIGINS as string).split(',').map(o => o.trim()).filter(Boolean),
+    rateLimit: { max: v.RATE_LIMIT_MAX as number, windowMs: v.RATE_LIMIT_WINDOW_MS as number },
+    batchMaxOps: v.BATCH_MAX_OPS as number,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
     host: v.HOST as string,
     port: v.PORT as number,
     logLevel: v.LOG_LEVEL as string,

@@ -20,12 +20,12 @@ import type { Topology } from './topology.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    kvput(key: string, value: Buffer, condition: string, ttl: string, retry: string): Result<number, Context>
+    kvput(key: string, value: Buffer, condition: string, ttl: string, retry: string, etag: string): Result<number, Context>
   }
 }
 
 export type Role = 'master' | 'replica'
-export type Condition = 'none' | 'create-only' | 'replace-only'
+export type Condition = 'none' | 'create-only' | 'replace-only' | { etag: string }
 
 export interface ReadOptions { consistency: 'eventual' | 'strong'; syncToken?: number }
 export interface ReadResult { value: Buffer | null; ttlSeconds: number | null; servedBy: Role; node: string }
@@ -80,15 +80,19 @@ export class KvService {
   }
 
   async put (key: string, value: Buffer, opts: PutOptions): Promise<PutResult> {
-    const cond = opts.condition === 'create-only' ? 'NX' : opts.condition === 'replace-only' ? 'XX' : ''
+    const c = opts.condition
+    const cond = c === 'create-only' ? 'NX' : c === 'replace-only' ? 'XX' : c === 'none' ? '' : 'ETAG'
+    const etag = typeof c === 'object' ? c.etag : ''
     const ttl = String(opts.ttlSeconds ?? 0)
     let known: number | null = null
-    const r = await this.write(opts.durability, (c, sent) => c.pipeline().kvput(key, value, cond, ttl, sent ? '1' : '0'),
+    const r = await this.write(opts.durability, (c, sent) => c.pipeline().kvput(key, value, cond, ttl, sent ? '1' : '0', etag),
       (reply) => {
         const n = Number(reply)
         if (n === -1) {
           if (known !== null) return known // our own earlier attempt applied; the key changed since
-          throw new GatewayError('GW_ERR_PRECONDITION_FAILED', opts.condition === 'create-only' ? 'the key already exists (If-None-Match: *)' : 'the key does not exist (If-Match: *)')
+          throw new GatewayError('GW_ERR_PRECONDITION_FAILED', c === 'create-only'
+            ? 'the key already exists (If-None-Match: *)'
+            : c === 'replace-only' ? 'the key does not exist (If-Match: *)' : 'the value changed (If-Match ETag does not match)')
         }
         known ??= n
         return known

@@ -21,6 +21,11 @@ export const retryAfterHeader = {
   'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying' }
 }
 
+/** 401: the challenge header tells clients to send a bearer token. */
+export const unauthorizedRef = (description = 'Missing or unknown bearer token'): unknown => errorRef(description, {
+  'www-authenticate': { type: 'string', description: 'Bearer challenge: `Bearer realm="sentinel-kv-gateway"`' }
+})
+
 /** Error responses shared by the KV routes. */
 export const kvErrors = {
   400: errorRef('Bad parameter, key or header'),
@@ -57,13 +62,20 @@ export const DeleteQuerySchema = Type.Object({
 }, { additionalProperties: false })
 export type DeleteQuery = Static<typeof DeleteQuerySchema>
 
+/** A strong ETag as the gateway makes them: the SHA-1 of the value, quoted. */
+export const ETAG_PATTERN = '^"[0-9a-f]{40}"$'
+
 export const PutHeadersSchema = Type.Object({
   'if-none-match': Type.Optional(Type.Literal('*', { description: '`*`: create only (412 if the key exists)' })),
-  'if-match': Type.Optional(Type.Literal('*', { description: '`*`: replace only (412 if the key is missing)' }))
+  'if-match': Type.Optional(Type.String({
+    pattern: `^\\*$|${ETAG_PATTERN}`,
+    description: '`*`: replace only (412 if the key is missing); `"<etag>"`: compare-and-set, stored only if the current value still has this ETag (412 otherwise)'
+  }))
 })
 export type PutHeaders = Static<typeof PutHeadersSchema>
 
 export const GetHeadersSchema = Type.Object({
+  'if-none-match': Type.Optional(Type.String({ description: 'ETag(s) the client holds: 304 Not Modified when the value still has one of them' })),
   'x-sync-token': Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$', description: 'Same as the syncToken query parameter' }))
 })
 export type GetHeaders = Static<typeof GetHeadersSchema>

@@ -16,7 +16,11 @@ async function main (): Promise<void> {
     }
     throw err
   }
-  const app = await buildApp(config)
+  const app = await buildApp(config).catch((err: unknown) => {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`sentinel-kv-gateway: ${err.message}\n`)
+    process.exit(2)
+  })
   for (const w of config.warnings) app.log.warn(w)
   app.log.info({ sentinels: config.sentinels.length, masterName: config.masterName, readStrategy: config.readStrategy, durability: config.durability }, 'starting')
 

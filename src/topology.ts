@@ -241,6 +241,7 @@ export class Topology extends EventEmitter {
     }
     this.logReplicaChanges(prev.replicas, replicas)
     this.state = next
+    if (this.closed) return
     this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
     // Open replica connections now, so the first read does not find them still connecting.
     for (const r of replicas) if (r.healthy) this.connections.get(r)

@@ -26,7 +26,7 @@ interface Operation {
   requestBody?: { required?: boolean; content: Record<string, MediaTypeObject> }
   responses: Record<string, ResponseObject>
 }
-type Method = 'get' | 'put' | 'delete'
+type Method = 'get' | 'put' | 'post' | 'delete'
 interface OpenApiDoc {
   openapi: string
   info: { title: string; version: string; description?: string }
@@ -36,7 +36,7 @@ interface OpenApiDoc {
   components?: { schemas?: Record<string, SchemaObject> }
 }
 
-const METHODS: Method[] = ['get', 'put', 'delete']
+const METHODS: Method[] = ['get', 'put', 'post', 'delete']
 const ERROR_REF = '#/components/schemas/Error'
 
 /** Error answers that deliberately do not use the Error shape. */
@@ -48,7 +48,7 @@ const NOT_PROVOKED = new Map([
   ['PUT /kv/{key} 500', 'internal error: no reliable trigger'],
   ['DELETE /kv/{key} 500', 'internal error: no reliable trigger'],
   ['GET /topology 500', 'internal error: no reliable trigger'],
-  ['PUT /kv/{key} 409', 'SET replaces any type; WRONGTYPE only on a retried create-only write'],
+  ['POST /kv/_batch 500', 'internal error: no reliable trigger'],
   ['PUT /kv/{key} 504', 'needs replicas that stop confirming mid-write'],
   ['DELETE /kv/{key} 504', 'needs replicas that stop confirming mid-write']
 ])
@@ -137,7 +137,7 @@ t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
 
   const get = doc.paths['/kv/{key}']?.get
   t.match(get?.responses['200'], { headers: { 'x-served-by': {}, 'x-ttl': {} }, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, 'GET 200: raw bytes, X-Served-By, X-TTL')
-  t.match(get?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:x-sync-token', 'path:key', 'query:consistency', 'query:syncToken'], 'GET parameters')
+  t.match(get?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:if-none-match', 'header:x-sync-token', 'path:key', 'query:consistency', 'query:syncToken'], 'GET parameters')
   const put = doc.paths['/kv/{key}']?.put
   t.match(put?.requestBody, { required: true, content: { '*/*': {} } }, 'PUT body: any content type, raw bytes')
   t.match(put?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:if-match', 'header:if-none-match', 'path:key', 'query:durability', 'query:ttl'], 'PUT parameters')
@@ -312,10 +312,35 @@ t.test('real answers match the document', async (t) => {
       await mc.quit()
     }
     await c.check(t, await req('GET', '/kv/openapi-hash?consistency=strong'), K, 'get', { status: 409 })
+    await c.check(t, await req('PUT', '/kv/openapi-hash', { body: 'x' }), K, 'put', { status: 409 })
     // DELETE 204 then 404; GET 404
     await c.check(t, await req('DELETE', key), K, 'delete', { status: 204, headers: ['x-sync-token'] })
     await c.check(t, await req('DELETE', key), K, 'delete', { status: 404 })
     await c.check(t, await req('GET', key), K, 'get', { status: 404 })
+    // 304: the ETag of the current value in If-None-Match
+    await req('PUT', key, { body: 'etag-me' })
+    const tagged = await req('GET', key)
+    const etag = tagged.headers.get('etag') ?? ''
+    await tagged.arrayBuffer()
+    t.match(etag, /^"[0-9a-f]{40}"$/, 'GET answers a strong ETag')
+    await c.check(t, await req('GET', key, { headers: { 'if-none-match': etag } }), K, 'get', { status: 304, headers: ['etag'] })
+    // batch: 200 with one result per op, 400 for a bad op, 413 for a body over the limit
+    const B = '/kv/_batch'
+    const json = { 'content-type': 'application/json' }
+    await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'put', key: 'openapi-b', value: 'v' }, { op: 'get', key: 'openapi-b' }, { op: 'delete', key: 'openapi-b' }] }) }), B, 'post', { status: 200 })
+    await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'frobnicate', key: 'k' }] }) }), B, 'post', { status: 400 })
+    await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'put', key: 'k', value: 'x'.repeat(80_000) }] }) }), B, 'post', { status: 413 })
+    // 401/403: a gateway with tokens (a read-only token scoped to "scope:")
+    const secured = await startInProcess(t, topo, { AUTH_TOKENS: 'openapi-rw-token:rw,openapi-ro-token:r:scope:' })
+    const sreq = async (method: string, path: string, headers: Record<string, string> = {}): Promise<Response> =>
+      await fetch(`${secured.url}${path}`, { method, headers, ...(method === 'PUT' ? { body: 'x' } : {}) })
+    const ro = { authorization: 'Bearer openapi-ro-token' }
+    for (const method of ['get', 'put', 'delete'] as const) {
+      await c.check(t, await sreq(method.toUpperCase(), '/kv/scope%3Ax'), K, method, { status: 401, headers: ['www-authenticate'] })
+      await c.check(t, await sreq(method.toUpperCase(), '/kv/other', ro), K, method, { status: 403 })
+    }
+    await c.check(t, await sreq('GET', '/topology'), '/topology', 'get', { status: 401, headers: ['www-authenticate'] })
+    await c.check(t, await fetch(`${secured.url}${B}`, { method: 'POST', headers: json, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 401, headers: ['www-authenticate'] })
     // not a route: the not-found handler answers the Error shape
     await c.checkError(t, await req('GET', '/no/such/route'), 404)
     await c.checkError(t, await req('POST', key, { body: 'x' }), 404)

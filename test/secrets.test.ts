@@ -28,7 +28,7 @@ t.test('a gateway with both passwords serves reads and writes and never reveals 
 
 t.test('a wrong Redis password fails readiness without printing any password', async t => {
   const wrong = 'wr0ng-Passw0rd-value'
-  const err = await startProcess(t, topo, { REDIS_PASSWORD: wrong, LOG_LEVEL: 'debug' }, 3000).then(() => null, (e: Error) => e)
+  const err = await startProcess(t, topo, { REDIS_PASSWORD: wrong, LOG_LEVEL: 'debug' }, 8000).then(() => null, (e: Error) => e)
   t.ok(err, 'the gateway never became ready')
   t.match(err?.message, /not ready/)
   t.match(err?.message, /WRONGPASS|NOAUTH|redis connection error/, 'the log says what went wrong')

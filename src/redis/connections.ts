@@ -126,11 +126,14 @@ export class NodePool {
 /** All node pools, keyed by "host:port". */
 export class Connections {
   private readonly pools = new Map<string, NodePool>()
+  private closed = false
 
   constructor (private readonly size: number, private readonly settings: ClientSettings, private readonly log: Logger) {}
 
   get (addr: NodeAddress): NodePool {
     const key = nodeKey(addr)
+    // A refresh or request still running at shutdown must not open connections nobody closes.
+    if (this.closed) throw new NotConnectedError(key)
     let pool = this.pools.get(key)
     if (pool === undefined) {
       pool = new NodePool(addr, this.size, this.settings, this.log)
@@ -150,6 +153,7 @@ export class Connections {
   }
 
   closeAll (): void {
+    this.closed = true
     this.retain(new Set())
   }
 }

@@ -4,21 +4,25 @@
  */
 
 /**
- * PUT. KEYS[1] key; ARGV[1] value; ARGV[2] condition '' | 'NX' | 'XX'; ARGV[3] ttl seconds ('0' =
- * none); ARGV[4] '1' when this is a retry of a write whose first attempt may already have applied.
+ * PUT. KEYS[1] key; ARGV[1] value; ARGV[2] condition '' | 'NX' | 'XX' | 'ETAG'; ARGV[3] ttl seconds
+ * ('0' = none); ARGV[4] '1' when this is a retry of a write whose first attempt may already have
+ * applied; ARGV[5] with ETAG: the SHA-1 (hex) the current value must have (compare-and-set).
  * Returns 0 created, 1 replaced, -1 condition failed.
  *
- * The retry flag is how a create-only write recognises itself: if the earlier attempt applied, the
- * key now holds exactly our bytes, and answering 412 would be wrong. (Another client creating the
- * same key with the same bytes at the same moment is indistinguishable and gives the same state.)
+ * The retry flag is how a conditional write recognises itself: if the earlier attempt applied, the
+ * key now holds exactly our bytes, and answering 412 would be wrong. (Another client writing the
+ * same bytes at the same moment is indistinguishable and leaves the same state.)
  */
 export const PUT_SCRIPT = `
-local existed = redis.call('EXISTS', KEYS[1])
+local cur = redis.call('GET', KEYS[1])
+local existed = cur and 1 or 0
+local ours = ARGV[4] == '1' and cur == ARGV[1]
 if ARGV[2] == 'NX' and existed == 1 then
-  if ARGV[4] ~= '1' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+  if not ours then return -1 end
   existed = 0
 end
 if ARGV[2] == 'XX' and existed == 0 then return -1 end
+if ARGV[2] == 'ETAG' and not ours and (not cur or redis.sha1hex(cur) ~= ARGV[5]) then return -1 end
 if ARGV[3] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 else
