@@ -60,6 +60,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (_req, reply) => {
     const s = topology.snapshot
+    if (app.hasDecorator('isUnderPressure') && app.isUnderPressure()) return await reply.code(503).send({ status: 'not ready', reason: 'overloaded (event loop lagging)' })
     if (s.master === null || !s.masterConfirmed) return await reply.code(503).send({ status: 'not ready', reason: 'no master confirmed by the sentinels and its own role yet' })
     try {
       const master = s.master

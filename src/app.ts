@@ -3,16 +3,19 @@
  */
 import { randomUUID } from 'node:crypto'
 import swagger from '@fastify/swagger'
+import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import batchRoutes from '../routes/batch.js'
+import metricsRoutes from '../routes/metrics.js'
 import kvRoutes from '../routes/kv.js'
 import topologyRoutes from '../routes/topology.js'
 import { Auth, loadTokens } from './auth.js'
 import type { Config } from './config.js'
 import { errorBody, GatewayError } from './errors.js'
 import { loggerOptions } from './logger.js'
+import { Metrics } from './metrics.js'
 import authPlugin from './plugins/auth.js'
 import corsPlugin from './plugins/cors.js'
 import docsPlugin from './plugins/docs.js'
@@ -24,6 +27,7 @@ import { createServices, type Services } from './services.js'
 declare module 'fastify' {
   interface FastifyInstance extends Omit<Services, 'close'> {
     gatewayConfig: Config
+    metrics: Metrics
   }
 }
 
@@ -79,9 +83,20 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.decorate('breakers', services.breakers)
   app.decorate('router', services.router)
   app.decorate('kv', services.kv)
+  const metrics = new Metrics(services.topology, services.breakers)
+  app.decorate('metrics', metrics)
   app.addHook('onClose', async () => services.close())
+  // Requests still in flight at shutdown answer with Connection: close, so their keep-alive
+  // sockets do not hold the process open after the last answer.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_req, reply) => { if (closing) reply.header('connection', 'close') })
 
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+  app.addHook('onResponse', async (req, reply) => {
+    const servedBy = reply.getHeader('x-served-by')
+    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, typeof servedBy === 'string' ? servedBy : 'none', reply.elapsedTime / 1000)
+  })
 
   app.setErrorHandler((err: FastifyError | GatewayError, req, reply) => {
     if (err instanceof GatewayError) {
@@ -117,13 +132,25 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
+  if (config.eventLoopMaxDelayMs > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.eventLoopMaxDelayMs,
+      // Sample often enough that a stall is seen while it lasts (default is once a second).
+      sampleInterval: Math.max(10, Math.min(1000, Math.floor(config.eventLoopMaxDelayMs / 2))),
+      pressureHandler: (_req, reply, type, value) => {
+        app.log.warn({ type, value }, 'overloaded: shedding load')
+        reply.code(503).header('retry-after', 1).send(errorBody('GW_ERR_OVERLOADED', 'the gateway is overloaded; retry shortly'))
+      }
+    })
+  }
   await app.register(securityPlugin)
   await app.register(corsPlugin, { origins: config.corsOrigins })
   await app.register(authPlugin, { auth })
-  await app.register(rateLimitPlugin, { config })
+  await app.register(rateLimitPlugin, { config, onRejected: () => metrics.rateLimited.inc() })
   if (opts.offline !== true) await app.register(docsPlugin)
   await app.register(kvRoutes)
   await app.register(batchRoutes)
+  await app.register(metricsRoutes)
   await app.register(topologyRoutes)
 
   if (opts.offline === true) services.close()

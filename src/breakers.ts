@@ -42,9 +42,13 @@ export class Breakers extends EventEmitter {
    */
   async run<T> (node: string, what: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
     const entry = this.entry(node)
+    const started = performance.now()
     try {
-      return await entry.breaker.fire(async () => await withTimeout(`${what} on ${node}`, timeoutMs, fn)) as T
+      const result = await entry.breaker.fire(async () => await withTimeout(`${what} on ${node}`, timeoutMs, fn)) as T
+      this.emit('call', node, what, (performance.now() - started) / 1000, true)
+      return result
     } catch (err) {
+      this.emit('call', node, what, (performance.now() - started) / 1000, false)
       if ((err as { code?: string }).code === 'EOPENBREAKER') throw this.openError(node, what, err)
       throw err
     }

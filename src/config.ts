@@ -60,6 +60,8 @@ export const VARIABLES = [
   { env: 'RATE_LIMIT_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Rate limit window.' },
   { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
   { env: 'REQUEST_TIMEOUT_MS', kind: int(0, 600_000), default: '30000', doc: 'Node HTTP server request timeout (whole request received within this); 0 disables.' },
+  { env: 'EVENT_LOOP_MAX_DELAY_MS', kind: int(0, 60_000), default: '1000', doc: 'Load shedding: while the event loop lags more than this, requests get 503 with Retry-After instead of queueing, and /readyz answers 503. 0 disables.' },
+  { env: 'SHUTDOWN_TIMEOUT_MS', kind: int(100, 600_000), default: '10000', doc: 'On SIGTERM/SIGINT: longest wait for in-flight requests before the process exits anyway (exit code 1).' },
   { env: 'HOST', kind: { type: 'string' }, default: '0.0.0.0', doc: 'Address the HTTP server listens on.' },
   { env: 'PORT', kind: int(0, 65_535), default: '3000', doc: 'Port the HTTP server listens on.' },
   { env: 'LOG_LEVEL', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level (one JSON line per request at `info`).' }
@@ -93,6 +95,8 @@ export interface Config {
   rateLimit: { max: number; windowMs: number }
   batchMaxOps: number
   requestTimeoutMs: number
+  eventLoopMaxDelayMs: number
+  shutdownTimeoutMs: number
   host: string
   port: number
   logLevel: string
@@ -198,6 +202,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: { max: v.RATE_LIMIT_MAX as number, windowMs: v.RATE_LIMIT_WINDOW_MS as number },
     batchMaxOps: v.BATCH_MAX_OPS as number,
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
+    eventLoopMaxDelayMs: v.EVENT_LOOP_MAX_DELAY_MS as number,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS as number,
     host: v.HOST as string,
     port: v.PORT as number,
     logLevel: v.LOG_LEVEL as string,

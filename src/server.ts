@@ -28,7 +28,11 @@ async function main (): Promise<void> {
   const shutdown = (signal: string): void => {
     if (closing) return
     closing = true
-    app.log.info({ signal }, 'shutting down')
+    app.log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
+    setTimeout(() => {
+      app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests did not finish in time: exiting anyway')
+      process.exit(1)
+    }, config.shutdownTimeoutMs).unref()
     app.close().then(() => process.exit(0), (err: unknown) => {
       app.log.error({ err }, 'error while shutting down')
       process.exit(1)

@@ -49,6 +49,7 @@ const NOT_PROVOKED = new Map([
   ['DELETE /kv/{key} 500', 'internal error: no reliable trigger'],
   ['GET /topology 500', 'internal error: no reliable trigger'],
   ['POST /kv/_batch 500', 'internal error: no reliable trigger'],
+  ['GET /metrics 500', 'internal error: no reliable trigger'],
   ['PUT /kv/{key} 504', 'needs replicas that stop confirming mid-write'],
   ['DELETE /kv/{key} 504', 'needs replicas that stop confirming mid-write']
 ])
@@ -212,6 +213,8 @@ class Conformance {
       }
     } else if (schema?.type === 'string' && schema.format === 'binary') {
       t.ok(Buffer.isBuffer(body), `${ctx}: raw bytes`)
+    } else if (essence === 'text/plain' && schema?.type === 'string') {
+      t.ok(body.toString('utf8').length > 0, `${ctx}: text`)
     } else {
       t.fail(`${ctx}: no rule to check a ${mediaKey} body`)
     }
@@ -340,6 +343,8 @@ t.test('real answers match the document', async (t) => {
       await c.check(t, await sreq(method.toUpperCase(), '/kv/other', ro), K, method, { status: 403 })
     }
     await c.check(t, await sreq('GET', '/topology'), '/topology', 'get', { status: 401, headers: ['www-authenticate'] })
+    await c.check(t, await sreq('GET', '/metrics'), '/metrics', 'get', { status: 401, headers: ['www-authenticate'] })
+    await c.check(t, await req('GET', '/metrics'), '/metrics', 'get', { status: 200 })
     await c.check(t, await fetch(`${secured.url}${B}`, { method: 'POST', headers: json, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 401, headers: ['www-authenticate'] })
     // not a route: the not-found handler answers the Error shape
     await c.checkError(t, await req('GET', '/no/such/route'), 404)

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+export default fp<{ config: Config; onRejected: () => void }>(async (app, { config, onRejected }) => {
   if (config.rateLimit.max === 0) return
   // A sentinel-aware client: the store's counters follow the master through failovers.
   const redis = new Redis({
@@ -43,6 +43,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     redis,
     nameSpace: 'skv-gateway-ratelimit:',
     skipOnError: true,
+    onExceeded: () => onRejected(),
     enableDraftSpec: true,
     keyGenerator: (req) => {
       const h = req.headers.authorization
