@@ -10,6 +10,8 @@ import { GatewayError } from '../src/errors.js'
 import { DurabilitySchema, errorRef, ErrorSchema, unauthorizedRef } from '../src/schemas.js'
 import { etagOf } from './kv.js'
 
+const LONE_SURROGATE = /\p{Surrogate}/u
+
 const Key = Type.String({ minLength: 1, description: 'The key (not URL-encoded here)' })
 const Encoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], { description: 'How `value` strings are encoded, in and out. Default: utf8' })
 
@@ -60,6 +62,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     for (const op of req.body.ops) {
       try {
         if (Buffer.byteLength(op.key) > config.maxKeyBytes) throw new GatewayError('GW_ERR_KEY_INVALID', `the key must be 1 to ${config.maxKeyBytes} bytes`)
+        // A lone surrogate has no UTF-8 form: it would be stored as U+FFFD, under another key.
+        if (LONE_SURROGATE.test(op.key)) throw new GatewayError('GW_ERR_KEY_INVALID', 'the key is not valid Unicode (lone surrogate)')
+        if (op.op === 'put' && encoding === 'utf8' && LONE_SURROGATE.test(op.value)) {
+          throw new GatewayError('GW_ERR_BAD_REQUEST', 'the value is not valid Unicode (lone surrogate): send it with "encoding": "base64"')
+        }
         results.push(await run(op))
       } catch (err) {
         if (!(err instanceof GatewayError)) throw err

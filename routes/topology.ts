@@ -64,7 +64,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     if (s.master === null || !s.masterConfirmed) return await reply.code(503).send({ status: 'not ready', reason: 'no master confirmed by the sentinels and its own role yet' })
     try {
       const master = s.master
-      await withTimeout('PING', config.commandTimeoutMs, async () => await (await connections.get(master).acquire(config.connectTimeoutMs)).ping())
+      await withTimeout('PING', config.commandTimeoutMs, async () => await (await connections.get(master).control(config.connectTimeoutMs)).ping())
       return { status: 'ready' }
     } catch {
       return await reply.code(503).send({ status: 'not ready', reason: 'the master does not answer PING' })

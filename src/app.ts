@@ -2,6 +2,7 @@
  * Server assembly: Fastify with the services decorated on it, one error handler, the routes.
  */
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
 import swagger from '@fastify/swagger'
 import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -64,7 +65,22 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     genReqId: () => randomUUID(),
     // Keys are validated by our own byte limit (400), not cut by the router (404).
     routerOptions: { maxParamLength: config.maxKeyBytes * 3 + 64 },
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // No type coercion: every query parameter and header is a string schema, and a batch value
+    // that is a number or null must be refused, not stored as "42" or "".
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // A request without Host still gets our JSON error shape (from the routes), not Node's empty 400.
+    http: { requireHostHeader: false },
+    // Malformed HTTP never reaches Fastify's routing: answer it in our shape and close.
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+      const status = tooLarge ? 431 : 400
+      const body = JSON.stringify(errorBody(tooLarge ? 'GW_ERR_HEADERS_TOO_LARGE' : 'GW_ERR_BAD_REQUEST',
+        tooLarge ? 'the request headers are too large' : 'malformed HTTP request'))
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      } else socket.destroy()
+    },
     // Errors raised by the router before any route runs: same JSON shape as everything else.
     frameworkErrors: (err, req, reply) => {
       reply.header('x-request-id', req.id)
@@ -118,6 +134,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reply.code(404).send(errorBody('GW_ERR_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  // The root scope takes JSON only (batch); text bodies are for the KV routes' own raw parser.
+  app.removeContentTypeParser('text/plain')
   app.addSchema(ErrorSchema)
   await app.register(swagger, {
     openapi: {
@@ -150,6 +168,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   if (opts.offline !== true) await app.register(docsPlugin)
   await app.register(kvRoutes)
   await app.register(batchRoutes)
+  await app.register(import('../routes/upstash.js'))
   await app.register(metricsRoutes)
   await app.register(topologyRoutes)
 

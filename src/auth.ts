@@ -72,6 +72,11 @@ export function loadTokens (env: string | undefined, file: string | undefined): 
   return out
 }
 
+/** The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive), or null. */
+export function bearerToken (header: string | undefined): string | null {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? null
+}
+
 export class Auth {
   constructor (private readonly tokens: TokenEntry[]) {}
 
@@ -81,9 +86,9 @@ export class Auth {
   /** The principal for an `Authorization` header value; throws 401 when missing or unknown. */
   authenticate (header: string | undefined): Principal {
     if (this.open) return OPEN_ACCESS
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')
-    if (m === null) throw new GatewayError('GW_ERR_UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)')
-    return this.lookup(m[1]!)
+    const token = bearerToken(header)
+    if (token === null) throw new GatewayError('GW_ERR_UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)')
+    return this.lookup(token)
   }
 
   /** Constant-time lookup of a raw token. */

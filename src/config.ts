@@ -5,6 +5,9 @@
  * (`node dist/scripts/config-table.js`) and a test checks that they agree.
  */
 import { isIP } from 'node:net'
+import { EMPTY_NAT_MAP, parseNatMap, type NatMap } from './redis/nat.js'
+import { readPemFile, type TlsSettings, type TlsVariableNames } from './redis/tls.js'
+import { exists as redisCommandExists } from '@ioredis/commands'
 
 export type ReadStrategy = 'round-robin' | 'random' | 'least-latency'
 export type Durability = 'replicated' | 'none'
@@ -21,11 +24,16 @@ type Kind =
   | { type: 'int'; min: number; max: number }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'sentinels' }
+  | { type: 'natmap' }
 
 interface Variable { env: string; kind: Kind; default?: string; doc: string; required?: boolean }
 
 const int = (min: number, max: number): Kind => ({ type: 'int', min, max })
+const bool: Kind = { type: 'enum', values: ['true', 'false'] }
 const MAX_INT = 2 ** 31 - 1
+
+/** Commands the Upstash-compatible endpoint refuses unless UPSTASH_DENY_COMMANDS says otherwise. */
+const DEFAULT_UPSTASH_DENY = 'ACL,BGREWRITEAOF,BGSAVE,CLUSTER,CONFIG,DEBUG,FAILOVER,FLUSHALL,FLUSHDB,FUNCTION,INFO,KEYS,LATENCY,MIGRATE,MODULE,MOVE,PFDEBUG,PFSELFTEST,REPLICAOF,ROLE,SAVE,SCRIPT,SHUTDOWN,SLAVEOF,SLOWLOG,SWAPDB'
 
 /** The one table of every variable: name, type, default and what it does. */
 export const VARIABLES = [
@@ -35,6 +43,17 @@ export const VARIABLES = [
   { env: 'REDIS_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the Redis nodes (never logged or shown).' },
   { env: 'REDIS_SENTINEL_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the sentinels (optional).' },
   { env: 'REDIS_SENTINEL_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the sentinels (never logged or shown).' },
+  { env: 'REDIS_TLS', kind: bool, default: 'false', doc: 'Connect to the Redis nodes over TLS (`true`/`false`). Each server certificate is verified against the CA and against the host of the node actually connected to (as the sentinels report it, after REDIS_NAT_MAP).' },
+  { env: 'REDIS_TLS_CA_FILE', kind: { type: 'string' }, doc: 'PEM CA bundle that signed the nodes\' certificates (read once at start). Unset: Node\'s default public CAs.' },
+  { env: 'REDIS_TLS_CERT_FILE', kind: { type: 'string' }, doc: 'PEM client certificate for the nodes, for servers with `tls-auth-clients yes` (needs REDIS_TLS_KEY_FILE).' },
+  { env: 'REDIS_TLS_KEY_FILE', kind: { type: 'string' }, doc: 'PEM private key of REDIS_TLS_CERT_FILE (never logged).' },
+  { env: 'REDIS_TLS_SERVERNAME', kind: { type: 'string' }, doc: 'Name to check every node certificate against (and send as SNI) instead of each node\'s own host. Only for nodes announced by address that share one certificate naming a host name.' },
+  { env: 'REDIS_SENTINEL_TLS', kind: bool, default: 'false', doc: 'Connect to the sentinels over TLS (`true`/`false`), independently of REDIS_TLS.' },
+  { env: 'REDIS_SENTINEL_TLS_CA_FILE', kind: { type: 'string' }, doc: 'PEM CA bundle for the sentinels\' certificates. Unset: REDIS_TLS_CA_FILE if set, else Node\'s default CAs.' },
+  { env: 'REDIS_SENTINEL_TLS_CERT_FILE', kind: { type: 'string' }, doc: 'PEM client certificate for the sentinels. Unset: REDIS_TLS_CERT_FILE if set.' },
+  { env: 'REDIS_SENTINEL_TLS_KEY_FILE', kind: { type: 'string' }, doc: 'PEM private key of the sentinel client certificate. Unset: REDIS_TLS_KEY_FILE if set.' },
+  { env: 'REDIS_SENTINEL_TLS_SERVERNAME', kind: { type: 'string' }, doc: 'Name to check every sentinel certificate against instead of the host given in REDIS_SENTINELS (e.g. sentinels listed by IP with a certificate for `sentinel.internal`). Never applied to the nodes.' },
+  { env: 'REDIS_NAT_MAP', kind: { type: 'natmap' }, doc: 'Address translation for nodes that announce addresses the gateway cannot reach, `announced-host:port=reachable-host:port,...` (like ioredis `natMap`), e.g. `10.0.0.5:6379=127.0.0.1:7001`. Applied to every master and replica address the sentinels report, when connecting; /topology, logs and metrics keep showing the announced address.' },
   { env: 'REDIS_DB', kind: int(0, 15), default: '0', doc: 'Logical database number.' },
   { env: 'REDIS_READ_STRATEGY', kind: { type: 'enum', values: ['round-robin', 'random', 'least-latency'] }, default: 'round-robin', doc: 'How reads are spread over healthy replicas.' },
   { env: 'REDIS_CONNECT_TIMEOUT_MS', kind: int(50, 60_000), default: '2000', doc: 'Timeout to open a connection to a node or sentinel.' },
@@ -59,6 +78,8 @@ export const VARIABLES = [
   { env: 'RATE_LIMIT_MAX', kind: int(0, MAX_INT), default: '0', doc: 'Requests per window per token (per client IP when anonymous); 0 disables rate limiting. Counters live on the Redis master, shared by every gateway process.' },
   { env: 'RATE_LIMIT_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Rate limit window.' },
   { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
+  { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: DEFAULT_UPSTASH_DENY, doc: 'Redis commands the Upstash-compatible endpoint refuses, comma-separated (replaces the default list; `none` refuses none of these). Commands that would break the shared connections (SELECT, MULTI, SUBSCRIBE, CLIENT, WAIT, blocking commands...) are always refused.' },
+  { env: 'UPSTASH_MAX_COMMANDS', kind: int(1, 100_000), default: '1000', doc: 'Most commands in one Upstash `POST /pipeline` or `POST /multi-exec`.' },
   { env: 'REQUEST_TIMEOUT_MS', kind: int(0, 600_000), default: '30000', doc: 'Node HTTP server request timeout (whole request received within this); 0 disables.' },
   { env: 'EVENT_LOOP_MAX_DELAY_MS', kind: int(0, 60_000), default: '1000', doc: 'Load shedding: while the event loop lags more than this, requests get 503 with Retry-After instead of queueing, and /readyz answers 503. 0 disables.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', kind: int(100, 600_000), default: '10000', doc: 'On SIGTERM/SIGINT: longest wait for in-flight requests before the process exits anyway (exit code 1).' },
@@ -74,6 +95,12 @@ export interface Config {
   redisPassword?: string
   sentinelUsername?: string
   sentinelPassword?: string
+  /** TLS to the nodes (REDIS_TLS=true), files already read. */
+  redisTls?: TlsSettings
+  /** TLS to the sentinels (REDIS_SENTINEL_TLS=true), files already read. */
+  sentinelTls?: TlsSettings
+  /** Announced node address → address to connect to (empty: none). */
+  natMap: NatMap
   db: number
   readStrategy: ReadStrategy
   connectTimeoutMs: number
@@ -94,6 +121,9 @@ export interface Config {
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   batchMaxOps: number
+  /** Lower-case Redis command names the Upstash endpoint refuses (UPSTASH_DENY_COMMANDS). */
+  upstashDenyCommands: string[]
+  upstashMaxCommands: number
   requestTimeoutMs: number
   eventLoopMaxDelayMs: number
   shutdownTimeoutMs: number
@@ -141,7 +171,57 @@ function parseOne (v: Variable, raw: string): unknown {
       if (typeof r === 'string') bad(`${r}; expected host:port,host:port,...`)
       return r
     }
+    case 'natmap': {
+      const r = parseNatMap(raw)
+      if (typeof r === 'string') bad(`${r}; expected announced-host:port=reachable-host:port,...`)
+      return r
+    }
   }
+}
+
+const NODE_TLS: TlsVariableNames = { enabled: 'REDIS_TLS', ca: 'REDIS_TLS_CA_FILE', cert: 'REDIS_TLS_CERT_FILE', key: 'REDIS_TLS_KEY_FILE', servername: 'REDIS_TLS_SERVERNAME' }
+const SENTINEL_TLS: TlsVariableNames = { enabled: 'REDIS_SENTINEL_TLS', ca: 'REDIS_SENTINEL_TLS_CA_FILE', cert: 'REDIS_SENTINEL_TLS_CERT_FILE', key: 'REDIS_SENTINEL_TLS_KEY_FILE', servername: 'REDIS_SENTINEL_TLS_SERVERNAME' }
+
+/**
+ * The TLS settings of one side, files read now, or undefined when its *_TLS is not `true`
+ * (files named anyway only earn a warning). `fallback`: variables used for a file left unset
+ * (the sentinels fall back to the nodes' files).
+ */
+function tlsSettings (v: Record<string, unknown>, names: TlsVariableNames, warnings: string[], fallback?: TlsVariableNames): TlsSettings | undefined {
+  const pick = (field: 'ca' | 'cert' | 'key'): { variable: string; file: string } | undefined => {
+    for (const n of fallback === undefined ? [names] : [names, fallback]) {
+      const file = v[n[field]] as string | undefined
+      if (file !== undefined) return { variable: n[field], file }
+    }
+    return undefined
+  }
+  if (v[names.enabled] !== 'true') {
+    const ignored = [names.ca, names.cert, names.key, names.servername].filter(n => v[n] !== undefined)
+    if (ignored.length > 0) warnings.push(`${ignored.join(', ')} ignored: ${names.enabled} is not true`)
+    return undefined
+  }
+  const read = (field: 'ca' | 'cert' | 'key'): Buffer | undefined => {
+    const f = pick(field)
+    if (f === undefined) return undefined
+    const r = readPemFile(f.variable, f.file)
+    if (typeof r === 'string') throw new ConfigError(r)
+    return r
+  }
+  const cert = pick('cert')
+  const key = pick('key')
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(`Invalid environment variable ${cert === undefined ? names.cert : names.key}: a client certificate needs both ${names.cert} and ${names.key}`)
+  }
+  const servername = v[names.servername] as string | undefined
+  const out: TlsSettings = {}
+  const ca = read('ca')
+  if (ca !== undefined) out.ca = ca
+  const certPem = read('cert')
+  if (certPem !== undefined) out.cert = certPem
+  const keyPem = read('key')
+  if (keyPem !== undefined) out.key = keyPem
+  if (servername !== undefined) out.servername = servername
+  return out
 }
 
 /**
@@ -169,6 +249,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if ((v.RETRY_BASE_DELAY_MS as number) > (v.RETRY_MAX_DELAY_MS as number)) {
     throw new ConfigError('Invalid environment variable RETRY_BASE_DELAY_MS: must not exceed RETRY_MAX_DELAY_MS')
   }
+  const redisTls = tlsSettings(v, NODE_TLS, warnings)
+  const sentinelTls = tlsSettings(v, SENTINEL_TLS, warnings, NODE_TLS)
   return {
     sentinels,
     masterName: v.REDIS_MASTER_NAME as string,
@@ -176,6 +258,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     redisPassword: v.REDIS_PASSWORD as string | undefined,
     sentinelUsername: v.REDIS_SENTINEL_USERNAME as string | undefined,
     sentinelPassword: v.REDIS_SENTINEL_PASSWORD as string | undefined,
+    ...(redisTls !== undefined ? { redisTls } : {}),
+    ...(sentinelTls !== undefined ? { sentinelTls } : {}),
+    natMap: (v.REDIS_NAT_MAP as NatMap | undefined) ?? EMPTY_NAT_MAP,
     db: v.REDIS_DB as number,
     readStrategy: v.REDIS_READ_STRATEGY as ReadStrategy,
     connectTimeoutMs: v.REDIS_CONNECT_TIMEOUT_MS as number,
@@ -201,6 +286,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: (v.CORS_ORIGINS as string).split(',').map(o => o.trim()).filter(Boolean),
     rateLimit: { max: v.RATE_LIMIT_MAX as number, windowMs: v.RATE_LIMIT_WINDOW_MS as number },
     batchMaxOps: v.BATCH_MAX_OPS as number,
+    upstashDenyCommands: parseCommandList('UPSTASH_DENY_COMMANDS', v.UPSTASH_DENY_COMMANDS as string),
+    upstashMaxCommands: v.UPSTASH_MAX_COMMANDS as number,
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
     eventLoopMaxDelayMs: v.EVENT_LOOP_MAX_DELAY_MS as number,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS as number,
@@ -209,6 +296,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: v.LOG_LEVEL as string,
     warnings
   }
+}
+
+/** `GET,set, Hgetall` -> ['get', 'set', 'hgetall'] (every name must be a Redis command); `none` -> []. */
+export function parseCommandList (env: string, raw: string): string[] {
+  const names = raw.split(',').map(s => s.trim().toLowerCase()).filter(Boolean)
+  if (names.length === 1 && names[0] === 'none') return []
+  for (const name of names) {
+    if (!redisCommandExists(name)) throw new ConfigError(`Invalid environment variable ${env}: "${name}" is not a Redis command (or use none)`)
+  }
+  return [...new Set(names)]
 }
 
 /** The README configuration table, generated from VARIABLES. */

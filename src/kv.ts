@@ -17,6 +17,7 @@ import { nodeKey, type Connections, type NodeAddress } from './redis/connections
 import type { ReadRouter } from './routing.js'
 import { backoffWithin } from './retry.js'
 import type { Topology } from './topology.js'
+import { CommandRunner, type CommandOptions, type CommandsResult } from './upstash/runner.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -42,6 +43,9 @@ class NotConfirmedError extends Error {
 type PipelineResult = Array<[Error | null, unknown]>
 
 export class KvService {
+  /** Runs the Upstash endpoint's commands (created on first use). */
+  private runner?: CommandRunner
+
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
     private readonly router: ReadRouter) {}
@@ -49,28 +53,32 @@ export class KvService {
   /** GET: a replica by the read strategy, else (or on its failure) the master. */
   async get (key: string, opts: ReadOptions): Promise<ReadResult> {
     const deadline = Date.now() + this.config.retryBudgetMs
-    const failed = new Set<string>()
     let lastErr: unknown
     for (let attempt = 0; ; attempt++) {
+      // Each round tries one replica, then the master; replicas that failed get another
+      // chance in the next round (a failover drops their connections for a moment).
       if (opts.consistency === 'eventual') {
-        const replica = this.router.pick(this.topology.snapshot.replicas.filter(r => !failed.has(r.key)))
+        const replica = this.router.pick(this.topology.snapshot.replicas)
         if (replica !== null) {
           try {
             const r = await this.readFrom(replica, 'replica', key, opts.syncToken)
             if (r !== null) return r
           } catch (err) {
             if (!isNodeFault(err)) throw userError(err)
-            failed.add(replica.key)
             lastErr = err
           }
         }
       }
       try {
-        const master = await this.topology.writableMaster(deadline)
-        const r = await this.readFrom(master, 'master', key)
-        if (r !== null) return r
+        // A strong read needs the confirmed master (503 at once while its breaker is open);
+        // an eventual read takes the master as one more copy, when it can answer.
+        const master = opts.consistency === 'strong' ? await this.topology.writableMaster(deadline) : this.topology.snapshot.master
+        if (master !== null && !this.breakers.isOpen(nodeKey(master))) {
+          const r = await this.readFrom(master, 'master', key)
+          if (r !== null) return r
+        }
       } catch (err) {
-        if (err instanceof GatewayError) throw err
+        if (err instanceof GatewayError && opts.consistency === 'strong') throw err
         if (!isNodeFault(err)) throw userError(err)
         lastErr = err
         this.topology.requestRefresh()
@@ -109,6 +117,15 @@ export class KvService {
     return { ...r.result, existed: r.outcome === 1 }
   }
 
+  /**
+   * Arbitrary Redis commands (the Upstash REST endpoint) with this service's routing, breakers,
+   * retries and replica-confirmed writes: see src/upstash/runner.ts.
+   */
+  async commands (cmds: ReadonlyArray<ReadonlyArray<string | Buffer>>, opts: CommandOptions): Promise<CommandsResult> {
+    this.runner ??= new CommandRunner(this.config, this.topology, this.connections, this.breakers, this.router)
+    return await this.runner.run(cmds, opts)
+  }
+
   private get backoff (): { baseMs: number; maxMs: number } {
     return { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs }
   }
@@ -124,8 +141,18 @@ export class KvService {
     const deadline = Date.now() + this.config.retryBudgetMs
     let sent = false
     let lastErr: unknown
+    // Once an attempt was sent, "nothing was written" can no longer be promised: every way out
+    // other than success or the user's own outcome is then 504 outcome-unknown.
+    const outcomeUnknown = (cause: unknown): GatewayError => new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
+      'the write may have reached the master but was not confirmed on the replicas in time: it may or may not persist; retrying the same request is safe',
+      { cause, retryAfter: 1 })
     for (let attempt = 0; ; attempt++) {
-      const master = await this.topology.writableMaster(deadline)
+      let master: NodeAddress
+      try {
+        master = await this.topology.writableMaster(deadline)
+      } catch (err) {
+        throw sent ? outcomeUnknown(err) : err
+      }
       const node = nodeKey(master)
       const n = replicated ? this.topology.snapshot.requiredReplicas : 0
       try {
@@ -150,17 +177,18 @@ export class KvService {
         const role = res[1]![1] as [string, number]
         return { outcome, result: { syncToken: String(role[1]), node, replicas: acked } }
       } catch (err) {
-        if (err instanceof GatewayError) throw err
+        if (err instanceof GatewayError) {
+          // The user's own outcome (412) stands; a refusal of the node (breaker open) after an
+          // earlier attempt was sent does not mean nothing was written.
+          if (sent && (err.code === 'GW_ERR_BREAKER_OPEN' || err.code === 'GW_ERR_REDIS_UNAVAILABLE')) throw outcomeUnknown(err)
+          throw err
+        }
         if (!(err instanceof NotConfirmedError) && !isNodeFault(err)) throw userError(err)
         lastErr = err
         this.topology.requestRefresh()
       }
       if (!await backoffWithin(attempt, deadline, this.backoff)) {
-        if (sent) {
-          throw new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
-            'the write may have reached the master but was not confirmed on the replicas in time: it may or may not persist; retrying the same request is safe',
-            { cause: lastErr, retryAfter: 1 })
-        }
+        if (sent) throw outcomeUnknown(lastErr)
         throw unavailable('write', lastErr)
       }
     }

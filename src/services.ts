@@ -28,13 +28,18 @@ export function createServices (config: Config, log: Logger): Services {
     db: config.db,
     connectTimeoutMs: config.connectTimeoutMs,
     name: 'skv-gateway',
-    scripts: { kvput: { numberOfKeys: 1, lua: PUT_SCRIPT } }
+    scripts: { kvput: { numberOfKeys: 1, lua: PUT_SCRIPT } },
+    ...(config.redisTls !== undefined ? { tls: config.redisTls } : {}),
+    // Node addresses come from the sentinels: translate them (REDIS_NAT_MAP) when connecting.
+    natMap: config.natMap
   }, log)
   const sentinels = new Sentinels(config.sentinels, config.masterName, {
     username: config.sentinelUsername,
     password: config.sentinelPassword,
     connectTimeoutMs: config.connectTimeoutMs,
-    name: 'skv-gateway-sentinel'
+    name: 'skv-gateway-sentinel',
+    // REDIS_SENTINELS are addresses the gateway reaches as given: no translation.
+    ...(config.sentinelTls !== undefined ? { tls: config.sentinelTls } : {})
   }, config.commandTimeoutMs, log)
   const breakers = new Breakers(config, log)
   const topology = new Topology(config, sentinels, connections, breakers, log)

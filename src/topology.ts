@@ -19,6 +19,8 @@ import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Se
 const FAST_REFRESH_MS = 100
 /** Refresh requests closer together than this are merged (waiting requests must not spin). */
 const MIN_REFRESH_GAP_MS = 50
+/** After a master change, how long a listed replica counts as one a write must reach even if flagged. */
+const MASTER_CHANGE_GRACE_MS = 10_000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
 
@@ -67,6 +69,8 @@ export class Topology extends EventEmitter {
   private nextChange: Promise<void> | null = null
   private lastRefreshStart = 0
   private delayedRefresh: NodeJS.Timeout | null = null
+  /** When the current master was first seen. */
+  private masterSince = 0
   /** When the last failover end event arrived: sentinel answers older than this are stale. */
   private failoverEndedAt = 0
 
@@ -199,7 +203,7 @@ export class Topology extends EventEmitter {
     }
     const master = chosen?.master ?? prev.master!
     const changed = prev.master === null || nodeKey(prev.master) !== nodeKey(master)
-    if (changed) this.pinned.clear()
+    if (changed) { this.pinned.clear(); this.masterSince = Date.now() }
 
     const info = await this.replicationOf(master)
     const verdicts = chosen === null ? [] : replicaVerdicts(chosen)
@@ -213,9 +217,15 @@ export class Topology extends EventEmitter {
     for (const [k, r] of attached) {
       if (!listed.has(k)) replicas.push(this.replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info))
     }
-    const anyUp = verdicts.some(v => !v.downByMajority)
+    // Right after a switch the sentinels list the new master's replicas as `disconnected` for a
+    // moment: during that grace period any listed replica keeps the count at one at least.
+    const inGrace = Date.now() - this.masterSince < MASTER_CHANGE_GRACE_MS
+    const anyUp = verdicts.some(v => !v.downByMajority) || (inGrace && verdicts.length > 0)
     // Answers asked for before the last failover end event may still carry its flag.
-    const sentinelSaysFailover = startedAt > this.failoverEndedAt && answers.some(a => a.masterFlags.includes('failover_in_progress'))
+    // Only answers naming the master we follow count: after the switch the leader still flags
+    // the OLD master for a moment.
+    const sentinelSaysFailover = startedAt > this.failoverEndedAt &&
+      answers.some(a => nodeKey(a.master) === nodeKey(master) && a.masterFlags.includes('failover_in_progress'))
     if (sentinelSaysFailover) this.failoverHoldUntil = Math.max(this.failoverHoldUntil, Date.now() + FAST_REFRESH_MS * 5)
 
     const next: TopologySnapshot = {
@@ -254,7 +264,7 @@ export class Topology extends EventEmitter {
       const pool = this.connections.get(master)
       // Through the breaker: a hung master must open it even when no request is writing.
       const text = await this.breakers.run(nodeKey(master), 'INFO replication', this.config.commandTimeoutMs,
-        async () => await (await pool.acquire(this.config.connectTimeoutMs)).info('replication'))
+        async () => await (await pool.control(this.config.connectTimeoutMs)).info('replication'))
       return parseReplicationInfo(text)
     } catch {
       return null
@@ -267,7 +277,7 @@ export class Topology extends EventEmitter {
     let reason: string | undefined
     if (v.downByMajority) reason = 'down according to the sentinels'
     else if (info !== null && att?.state !== 'online') reason = 'not attached to the master'
-    else if (info === null && !v.linkOk) reason = 'link to master down according to the sentinels'
+    // While the master cannot be asked (it may be dead), replicas keep serving possibly stale reads.
     else if (lagBytes !== null && this.config.replicaMaxLagBytes > 0 && lagBytes > this.config.replicaMaxLagBytes) reason = `lagging ${lagBytes} bytes`
     return {
       key: v.key,

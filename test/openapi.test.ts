@@ -40,7 +40,12 @@ const METHODS: Method[] = ['get', 'put', 'post', 'delete']
 const ERROR_REF = '#/components/schemas/Error'
 
 /** Error answers that deliberately do not use the Error shape. */
-const NON_ERROR_SHAPED = new Set(['GET /readyz 503']) // the readiness probe answers { status, reason }
+/** The Upstash-compatible routes (tag upstash), whose errors have the Upstash shape {"error": "..."}. */
+const UPSTASH_OPS = ['POST /', 'POST /pipeline', 'POST /multi-exec', 'GET /{command}', 'POST /{command}']
+const NON_ERROR_SHAPED = new Set([
+  'GET /readyz 503', // the readiness probe answers { status, reason }
+  ...UPSTASH_OPS.flatMap(op => ['400', '401', '403', '413', '500', '503', '504'].map(s => `${op} ${s}`)) // components.schemas.UpstashError
+])
 
 /** Documented answers this test cannot provoke against a healthy local topology. */
 const NOT_PROVOKED = new Map([
@@ -51,7 +56,11 @@ const NOT_PROVOKED = new Map([
   ['POST /kv/_batch 500', 'internal error: no reliable trigger'],
   ['GET /metrics 500', 'internal error: no reliable trigger'],
   ['PUT /kv/{key} 504', 'needs replicas that stop confirming mid-write'],
-  ['DELETE /kv/{key} 504', 'needs replicas that stop confirming mid-write']
+  ['DELETE /kv/{key} 504', 'needs replicas that stop confirming mid-write'],
+  ...UPSTASH_OPS.flatMap(op => [
+    [`${op} 500`, 'internal error: no reliable trigger'],
+    [`${op} 504`, 'needs replicas that stop confirming mid-write (test/upstash-failover.test.ts accepts it during a failover)']
+  ] as Array<[string, string]>)
 ])
 
 const yamlText = existsSync(openapiPath()) ? readFileSync(openapiPath(), 'utf8') : ''
@@ -346,6 +355,35 @@ t.test('real answers match the document', async (t) => {
     await c.check(t, await sreq('GET', '/metrics'), '/metrics', 'get', { status: 401, headers: ['www-authenticate'] })
     await c.check(t, await req('GET', '/metrics'), '/metrics', 'get', { status: 200 })
     await c.check(t, await fetch(`${secured.url}${B}`, { method: 'POST', headers: json, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 401, headers: ['www-authenticate'] })
+    // Upstash-compatible routes: {"result": ...} / {"error": "..."} (a write answers upstash-sync-token)
+    const up = async (path: string, body: string, headers: Record<string, string> = json): Promise<Response> => await req('POST', path, { headers, body })
+    const big = 'x'.repeat(80_000)
+    const written = ['upstash-sync-token', 'x-served-by']
+    await c.check(t, await up('/', '["SET","openapi-up","v"]'), '/', 'post', { status: 200, headers: written })
+    await c.check(t, await up('/', '["GET"]'), '/', 'post', { status: 400 })
+    await c.check(t, await up('/', JSON.stringify(['SET', 'openapi-up', big])), '/', 'post', { status: 413 })
+    await c.check(t, await up('/pipeline', '[["SET","openapi-up","w"],["GET","openapi-up"],["NOSUCH"]]'), '/pipeline', 'post', { status: 200, headers: written })
+    await c.check(t, await up('/pipeline', '[]'), '/pipeline', 'post', { status: 400 })
+    await c.check(t, await up('/pipeline', JSON.stringify([['SET', 'openapi-up', big]])), '/pipeline', 'post', { status: 413 })
+    await c.check(t, await up('/multi-exec', '[["SET","openapi-up","x"],["GET","openapi-up"]]'), '/multi-exec', 'post', { status: 200, headers: written })
+    await c.check(t, await up('/multi-exec', '[["SET","openapi-up"]]'), '/multi-exec', 'post', { status: 400 })
+    await c.check(t, await up('/multi-exec', JSON.stringify([['SET', 'openapi-up', big]])), '/multi-exec', 'post', { status: 413 })
+    await c.check(t, await req('GET', '/get/openapi-up'), '/{command}', 'get', { status: 200, headers: ['x-served-by'] })
+    await c.check(t, await req('GET', '/get'), '/{command}', 'get', { status: 400 })
+    await c.check(t, await req('POST', '/set/openapi-up?EX=60', { headers: { 'content-type': 'application/octet-stream' }, body: bytes }), '/{command}', 'post', { status: 200, headers: written })
+    await c.check(t, await req('POST', '/set', { body: 'v' }), '/{command}', 'post', { status: 400 })
+    await c.check(t, await req('POST', '/set/openapi-up', { body: big }), '/{command}', 'post', { status: 413 })
+    const sup = async (method: string, path: string, headers: Record<string, string>, body?: string): Promise<Response> =>
+      await fetch(`${secured.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) })
+    for (const [path, body] of [['/', '["GET","scope:x"]'], ['/pipeline', '[["GET","scope:x"]]'], ['/multi-exec', '[["GET","scope:x"]]']] as const) {
+      await c.check(t, await sup('POST', path, json, body), path, 'post', { status: 401, headers: ['www-authenticate'] })
+    }
+    await c.check(t, await sup('POST', '/', { ...json, ...ro }, '["SET","scope:x","v"]'), '/', 'post', { status: 403 })
+    await c.check(t, await sup('POST', '/multi-exec', { ...json, ...ro }, '[["GET","scope:x"],["SET","scope:x","v"]]'), '/multi-exec', 'post', { status: 403 })
+    await c.check(t, await sup('GET', '/get/scope%3Ax', {}), '/{command}', 'get', { status: 401, headers: ['www-authenticate'] })
+    await c.check(t, await sup('GET', '/get/other', ro), '/{command}', 'get', { status: 403 })
+    await c.check(t, await sup('POST', '/set/scope%3Ax', {}, 'v'), '/{command}', 'post', { status: 401, headers: ['www-authenticate'] })
+    await c.check(t, await sup('POST', '/set/scope%3Ax', ro, 'v'), '/{command}', 'post', { status: 403 })
     // not a route: the not-found handler answers the Error shape
     await c.checkError(t, await req('GET', '/no/such/route'), 404)
     await c.checkError(t, await req('POST', key, { body: 'x' }), 404)
@@ -363,6 +401,12 @@ t.test('real answers match the document', async (t) => {
     await c.check(t, await fetch(`${url}/kv/k`, { method: 'PUT', body: 'x' }), K, 'put', { status: 503, headers: ['retry-after'] })
     await c.check(t, await fetch(`${url}/kv/k`, { method: 'DELETE' }), K, 'delete', { status: 503, headers: ['retry-after'] })
     await c.check(t, await fetch(`${url}/topology`), '/topology', 'get', { status: 200 })
+    const post = async (path: string, body: string): Promise<Response> => await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    await c.check(t, await post('/', '["SET","k","v"]'), '/', 'post', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await post('/pipeline', '[["GET","k"]]'), '/pipeline', 'post', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await post('/multi-exec', '[["INCR","k"]]'), '/multi-exec', 'post', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/get/k`), '/{command}', 'get', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/set/k`, { method: 'POST', body: 'v' }), '/{command}', 'post', { status: 503, headers: ['retry-after'] })
   })
 
   // every documented answer was seen, or is listed as not provokable here (with the reason)

@@ -8,13 +8,23 @@ import { createHash } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
+import { bearerToken } from '../auth.js'
 import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
+import { closeClient } from '../redis/connections.js'
+import { ioredisNatMap } from '../redis/nat.js'
+import { tlsOptionsForAnyHost } from '../redis/tls.js'
 
 export default fp<{ config: Config; onRejected: () => void }>(async (app, { config, onRejected }) => {
   if (config.rateLimit.max === 0) return
   // A sentinel-aware client: the store's counters follow the master through failovers.
+  // TLS: ioredis copies `tls` onto whichever master it resolves, so it carries no servername
+  // (unless REDIS_TLS_SERVERNAME is set): each master is checked against its own host.
+  const natMap = ioredisNatMap(config.natMap)
   const redis = new Redis({
+    ...(config.sentinelTls !== undefined ? { sentinelTLS: tlsOptionsForAnyHost(config.sentinelTls) } : {}),
+    ...(config.redisTls !== undefined ? { tls: tlsOptionsForAnyHost(config.redisTls), enableTLSForSentinelMode: true } : {}),
+    ...(natMap !== undefined ? { natMap } : {}),
     sentinels: config.sentinels,
     name: config.masterName,
     sentinelUsername: config.sentinelUsername,
@@ -36,7 +46,7 @@ export default fp<{ config: Config; onRejected: () => void }>(async (app, { conf
     lastWarn = Date.now()
     app.log.warn({ err: err.message }, 'rate limiter cannot reach Redis: failing open')
   })
-  app.addHook('onClose', async () => { redis.disconnect() })
+  app.addHook('onClose', async () => { closeClient(redis) })
   await app.register(rateLimit, {
     max: config.rateLimit.max,
     timeWindow: config.rateLimit.windowMs,
@@ -45,9 +55,11 @@ export default fp<{ config: Config; onRejected: () => void }>(async (app, { conf
     skipOnError: true,
     onExceeded: () => onRejected(),
     enableDraftSpec: true,
+    // The token as authentication reads it (so `bearer`/`Bearer  ` spellings share one budget);
+    // an open gateway limits by IP whatever the client sends.
     keyGenerator: (req) => {
-      const h = req.headers.authorization
-      return h === undefined ? `ip:${req.ip}` : `token:${createHash('sha256').update(h).digest('hex').slice(0, 24)}`
+      const token = app.auth.open ? null : bearerToken(req.headers.authorization)
+      return token === null ? `ip:${req.ip}` : `token:${createHash('sha256').update(token).digest('hex').slice(0, 24)}`
     },
     errorResponseBuilder: (_req, ctx) => new GatewayError('GW_ERR_RATE_LIMITED', `rate limit of ${ctx.max} requests per ${ctx.after} exceeded`, { retryAfter: Math.ceil(ctx.ttl / 1000) })
   })

@@ -8,6 +8,8 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
+import { translate, type NatMap } from './nat.js'
+import { tlsOptionsFor, type TlsSettings } from './tls.js'
 
 export interface NodeAddress { host: string; port: number }
 
@@ -23,6 +25,15 @@ export interface ClientSettings extends ClientAuth {
   name: string
   /** Lua commands to define on every node connection (ioredis defineCommand: EVALSHA with fallback). */
   scripts?: Record<string, { numberOfKeys: number; lua: string }>
+  /** TLS for these connections (undefined: plain TCP). */
+  tls?: TlsSettings
+  /** Announced address → address to dial (REDIS_NAT_MAP); applied here, when connecting. */
+  natMap?: NatMap
+}
+
+/** The address a connection to `addr` actually dials (after REDIS_NAT_MAP). */
+export function dialAddress (addr: NodeAddress, s: Pick<ClientSettings, 'natMap'>): NodeAddress {
+  return translate(s.natMap, addr)
 }
 
 /** Reconnect delay: exponential, capped at 2 s, with full jitter. */
@@ -30,11 +41,17 @@ export function reconnectDelay (attempt: number): number {
   return Math.floor(Math.random() * Math.min(2000, 50 * 2 ** Math.min(attempt, 10))) + 10
 }
 
-/** ioredis options shared by every gateway connection. */
+/**
+ * ioredis options shared by every gateway connection. `addr` is the address as the sentinels
+ * report it; the connection dials its REDIS_NAT_MAP translation, over TLS when configured, with
+ * the certificate checked against the host actually dialed.
+ */
 export function clientOptions (addr: NodeAddress, s: ClientSettings): RedisOptions {
+  const dial = dialAddress(addr, s)
   return {
-    host: addr.host,
-    port: addr.port,
+    host: dial.host,
+    port: dial.port,
+    ...(s.tls !== undefined ? { tls: tlsOptionsFor(dial.host, s.tls) } : {}),
     username: s.username,
     password: s.password,
     db: s.db ?? 0,
@@ -47,6 +64,17 @@ export function clientOptions (addr: NodeAddress, s: ClientSettings): RedisOptio
     // A node that restarts empty must not answer reads before it has loaded.
     enableReadyCheck: true
   }
+}
+
+/**
+ * Disconnects a client for good. Its socket may still be closing when the server goes away too
+ * (a node leaving the topology, or shutting down with the gateway): a TLS socket then reports the
+ * server's alert as an 'error' that ioredis no longer listens to, which would crash the process.
+ */
+export function closeClient (c: Redis): void {
+  const stream = c.stream as NodeJS.EventEmitter | undefined
+  c.disconnect()
+  stream?.on('error', () => { /* the connection is being dropped on purpose */ })
 }
 
 /** Raised when no connection of a node's pool is ready. */
@@ -63,13 +91,22 @@ export class NodePool {
   readonly key: string
   private readonly clients: Redis[]
   private next = 0
+  private readonly size: number
   /** Set once any connection of the pool has been ready: from then on, none ready = node fault. */
   private everReady = false
 
+  /** The address connections dial (differs from `address` under REDIS_NAT_MAP). */
+  readonly dialed: NodeAddress
+
   constructor (readonly address: NodeAddress, size: number, settings: ClientSettings, log: Logger) {
     this.key = nodeKey(address)
+    this.dialed = dialAddress(address, settings)
+    const via = nodeKey(this.dialed) === this.key ? {} : { via: nodeKey(this.dialed) }
     let lastLogged = 0
-    this.clients = Array.from({ length: size }, () => {
+    this.size = size
+    // One more connection than the pool size: the control connection (INFO, PING), never
+    // blocked behind a pipelined WAIT of the writes.
+    this.clients = Array.from({ length: size + 1 }, () => {
       const c = new Redis(clientOptions(address, settings))
       for (const [name, def] of Object.entries(settings.scripts ?? {})) c.defineCommand(name, def)
       c.on('ready', () => { this.everReady = true })
@@ -78,7 +115,7 @@ export class NodePool {
         const now = Date.now()
         if (now - lastLogged > 5000) {
           lastLogged = now
-          log.warn({ node: this.key, err: err.message }, 'redis connection error')
+          log.warn({ node: this.key, ...via, err: err.message }, 'redis connection error')
         }
       })
       return c
@@ -87,8 +124,8 @@ export class NodePool {
 
   /** A ready connection (round-robin); throws NotConnectedError when none is ready. */
   pick (): Redis {
-    for (let i = 0; i < this.clients.length; i++) {
-      const c = this.clients[(this.next++) % this.clients.length]!
+    for (let i = 0; i < this.size; i++) {
+      const c = this.clients[(this.next++) % this.size]!
       if (c.status === 'ready') return c
     }
     throw new NotConnectedError(this.key)
@@ -113,13 +150,19 @@ export class NodePool {
     return this.pick()
   }
 
+  /** The control connection (topology checks), or a data connection while it is not ready. */
+  async control (timeoutMs: number): Promise<Redis> {
+    const c = this.clients[this.size]!
+    return c.status === 'ready' ? c : await this.acquire(timeoutMs)
+  }
+
   /** True when at least one connection is ready. */
   get ready (): boolean {
     return this.clients.some(c => c.status === 'ready')
   }
 
   close (): void {
-    for (const c of this.clients) c.disconnect()
+    for (const c of this.clients) closeClient(c)
   }
 }
 
@@ -129,6 +172,11 @@ export class Connections {
   private closed = false
 
   constructor (private readonly size: number, private readonly settings: ClientSettings, private readonly log: Logger) {}
+
+  /** The address a node reported at `addr` is reached at (REDIS_NAT_MAP applied), e.g. for display. */
+  dialAddress (addr: NodeAddress): NodeAddress {
+    return dialAddress(addr, this.settings)
+  }
 
   get (addr: NodeAddress): NodePool {
     const key = nodeKey(addr)

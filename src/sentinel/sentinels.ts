@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { clientOptions, nodeKey, type ClientSettings, type NodeAddress } from '../redis/connections.js'
+import { clientOptions, closeClient, nodeKey, type ClientSettings, type NodeAddress } from '../redis/connections.js'
 import { withTimeout } from '../redis/faults.js'
 import { flatToRecord } from '../redis/parse.js'
 import { eventConcerns, type SentinelAnswer } from './answers.js'
@@ -110,6 +110,6 @@ export class Sentinels extends EventEmitter {
   }
 
   close (): void {
-    for (const c of [...this.commands, ...this.subscribers]) c.disconnect()
+    for (const c of [...this.commands, ...this.subscribers]) closeClient(c)
   }
 }

@@ -23,6 +23,8 @@ export function gatewayEnv (topo: Topology, extra: Record<string, string> = {}):
     PORT: '0',
     LOG_LEVEL: 'silent',
     REDIS_REFRESH_INTERVAL_MS: '250',
+    // In-process gateways share the test's event loop: no load shedding unless a test asks for it.
+    EVENT_LOOP_MAX_DELAY_MS: '0',
     ...extra
   }
 }

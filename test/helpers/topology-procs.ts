@@ -3,8 +3,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import path from 'node:path'
+import type { ConnectionOptions } from 'node:tls'
 import { Redis } from 'ioredis'
 
 export const HOST = '127.0.0.1'
@@ -159,11 +160,13 @@ export function logTail(files: string[], lines = 8): string {
 
 // ---- probes ----------------------------------------------------------------------------------
 
-export function newClient(port: number, password: string | undefined, probe: boolean): Redis {
+/** `tls`: connect over TLS with these options (e.g. { ca }); default plain TCP. */
+export function newClient(port: number, password: string | undefined, probe: boolean, tls?: ConnectionOptions): Redis {
   const c = new Redis({
     host: HOST,
     port,
     ...(password !== undefined ? { password } : {}),
+    ...(tls !== undefined ? { tls } : {}),
     maxRetriesPerRequest: 1,
     connectTimeout: 1000,
     ...(probe ? { retryStrategy: () => null, commandTimeout: 1500, enableReadyCheck: false } : {}),
@@ -173,8 +176,10 @@ export function newClient(port: number, password: string | undefined, probe: boo
 }
 
 /** Runs fn with a short-lived probe client, always disconnected afterwards. */
-export async function probe<T>(port: number, password: string | undefined, fn: (c: Redis) => Promise<T>): Promise<T> {
-  const c = newClient(port, password, true)
+export async function probe<T>(
+  port: number, password: string | undefined, fn: (c: Redis) => Promise<T>, tls?: ConnectionOptions,
+): Promise<T> {
+  const c = newClient(port, password, true, tls)
   try {
     return await fn(c)
   } finally {
@@ -256,6 +261,8 @@ export class NodeSet {
     private readonly bins: Binaries,
     private readonly pw: (port: number) => string | undefined,
     private readonly log: (line: string) => void,
+    /** TLS options for probing a node on `port` (undefined: plain TCP). */
+    private readonly tlsOf: (port: number) => ConnectionOptions | undefined = () => undefined,
   ) {
     liveDirs.add(root)
   }
@@ -304,7 +311,7 @@ export class NodeSet {
       if (m.spawned?.hasExited()) {
         throw new FatalWaitError(`${proc.role} ${HOST}:${proc.port} (pid ${proc.pid}) exited during startup; log tail:\n${logTail([m.outfile, m.logfile])}`)
       }
-      return (await probe(proc.port, this.pw(proc.port), (c) => c.ping())) === 'PONG' ? true : 'no PONG'
+      return (await probe(proc.port, this.pw(proc.port), (c) => c.ping(), this.tlsOf(proc.port))) === 'PONG' ? true : 'no PONG'
     }, 50)
   }
 
@@ -365,5 +372,49 @@ export class NodeSet {
     await rm(this.root, { recursive: true, force: true })
     liveDirs.delete(this.root)
     this.log(`stopped topology in ${this.root}`)
+  }
+}
+
+// ---- a filtering TCP forwarder (NAT simulation) ------------------------------------------------
+
+export interface Forwarder { listen: { host: string; port: number }; close(): Promise<void> }
+
+/**
+ * Listens on listenHost:port and forwards to HOST:targetPort, but only for connections coming from
+ * `allowFrom` (a loopback source address the redis processes bind with `bind-source-addr`); any
+ * other client is reset at once. It makes an announced address reachable for the redis nodes and
+ * sentinels while a client connecting from 127.0.0.1 cannot use it.
+ */
+export async function startForwarder(listenHost: string, port: number, targetPort: number, allowFrom: string): Promise<Forwarder> {
+  const sockets = new Set<Socket>()
+  const track = (s: Socket): void => {
+    sockets.add(s)
+    s.once('close', () => sockets.delete(s))
+  }
+  const server: Server = createServer((client) => {
+    track(client)
+    if (client.remoteAddress !== allowFrom) {
+      client.resetAndDestroy()
+      return
+    }
+    const upstream = createConnection({ host: HOST, port: targetPort })
+    track(upstream)
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, listenHost, () => resolve())
+  })
+  return {
+    listen: { host: listenHost, port },
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy()
+      server.close(() => resolve())
+    }),
   }
 }

@@ -1,12 +1,14 @@
 // Real Redis Sentinel topology launcher for tests and the demo: 1 master + N replicas + M sentinels,
 // all on 127.0.0.1 with OS-assigned ports, each node in its own subdir of a fresh temp dir.
+import { readFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import type { ConnectionOptions } from 'node:tls'
 import type { Redis } from 'ioredis'
 import {
   FatalWaitError, HOST, NodeSet, freePorts, hasBadFlag, kv, newClient, parseRole, probe, resolveBinaries, sleep,
-  waitUntil, type Binaries, type NodeProc,
+  startForwarder, waitUntil, type Binaries, type Forwarder, type NodeProc,
 } from './topology-procs.js'
 
 export { MISSING_BINARIES_MESSAGE, type NodeProc } from './topology-procs.js'
@@ -21,6 +23,25 @@ export interface TopologyOptions {
   sentinelPassword?: string
   redisConf?: string[]
   log?: (line: string) => void
+  /** TLS only: every node and sentinel listens with `tls-port` (`port 0`), replicates and talks to the
+   *  others over TLS (`tls-replication yes`), without asking clients for certificates. The sentinels use
+   *  sentinelCertFile/KeyFile when given. Probes and client() verify against caFile (sentinels: under
+   *  sentinelServername when given). Default: plain TCP. */
+  tls?: TopologyTls
+  /** NAT: every redis node announces `announceHost:<its port>` (replica-announce-ip; the sentinels monitor
+   *  the master there), where an in-process forwarder accepts only connections from `sourceHost`, the
+   *  address the redis nodes and sentinels bind their outgoing connections to (`bind-source-addr`).
+   *  So the sentinels report addresses that a client connecting from 127.0.0.1 cannot use, while the
+   *  nodes stay reachable at 127.0.0.1:<port>. Default: nodes announce 127.0.0.1. */
+  nat?: { announceHost: string; sourceHost: string }
+}
+export interface TopologyTls {
+  certFile: string
+  keyFile: string
+  caFile: string
+  sentinelCertFile?: string
+  sentinelKeyFile?: string
+  sentinelServername?: string
 }
 export interface Topology {
   masterName: string
@@ -29,6 +50,8 @@ export interface Topology {
   sentinelList: string
   password?: string
   sentinelPassword?: string
+  /** The host the sentinels report for the redis nodes (127.0.0.1, or nat.announceHost). */
+  announceHost: string
   /** The master as the live sentinels report it (majority, else the most common reachable answer). */
   master(): Promise<{ host: string; port: number }>
   /** NodeProc of the current master per sentinels. */
@@ -54,7 +77,7 @@ export interface Topology {
 }
 
 const START_TIMEOUT_MS = 20_000
-type FullOptions = Required<Omit<TopologyOptions, 'password' | 'sentinelPassword' | 'log'>> & TopologyOptions
+type FullOptions = Required<Omit<TopologyOptions, 'password' | 'sentinelPassword' | 'log' | 'tls' | 'nat'>> & TopologyOptions
 
 class TopologyImpl implements Topology {
   readonly masterName: string
@@ -63,23 +86,39 @@ class TopologyImpl implements Topology {
   sentinelList = ''
   readonly password: string | undefined
   readonly sentinelPassword: string | undefined
+  readonly announceHost: string
   readonly procs: NodeSet
+  readonly forwarders: Forwarder[] = []
   private readonly log: (line: string) => void
+  private readonly ca: Buffer | undefined
 
   constructor(readonly opts: FullOptions, bins: Binaries, root: string) {
     this.masterName = opts.masterName
     this.password = opts.password
     this.sentinelPassword = opts.sentinelPassword
+    this.announceHost = opts.nat?.announceHost ?? HOST
     this.log = opts.log ?? (() => {})
-    this.procs = new NodeSet(root, bins, (port) => this.pw(port), this.log)
+    this.ca = opts.tls !== undefined ? readFileSync(opts.tls.caFile) : undefined
+    this.procs = new NodeSet(root, bins, (port) => this.pw(port), this.log, (port) => this.tlsOf(port))
+  }
+
+  private isSentinel(port: number): boolean {
+    return this.sentinels.some((s) => s.port === port)
   }
 
   private pw(port: number): string | undefined {
-    return this.sentinels.some((s) => s.port === port) ? this.sentinelPassword : this.password
+    return this.isSentinel(port) ? this.sentinelPassword : this.password
+  }
+
+  /** TLS options for a probe/client of the node on `port` (undefined: plain TCP). */
+  tlsOf(port: number): ConnectionOptions | undefined {
+    if (this.ca === undefined) return undefined
+    const servername = this.isSentinel(port) ? this.opts.tls?.sentinelServername : undefined
+    return { ca: this.ca, ...(servername !== undefined ? { servername } : {}) }
   }
 
   private ask<T>(proc: NodeProc, fn: (c: Redis) => Promise<T>): Promise<T> {
-    return probe(proc.port, this.pw(proc.port), fn)
+    return probe(proc.port, this.pw(proc.port), fn, this.tlsOf(proc.port))
   }
 
   /** Registers (in call order) and launches a node. */
@@ -108,7 +147,7 @@ class TopologyImpl implements Topology {
   /** Startup readiness of the sentinels (master known, all replicas and other sentinels discovered). */
   async sentinelReady(s: NodeProc, masterPort: number): Promise<true | string> {
     const addr = await this.sentinelAddr(s)
-    if (addr !== `${HOST}:${masterPort}`) return `sentinel :${s.port} reports master ${addr}`
+    if (addr !== `${this.announceHost}:${masterPort}`) return `sentinel :${s.port} reports master ${addr}`
     const [replicas, others] = await this.ask(s, (c) => Promise.all([
       c.call('SENTINEL', 'REPLICAS', this.masterName), c.call('SENTINEL', 'SENTINELS', this.masterName),
     ]))
@@ -145,7 +184,7 @@ class TopologyImpl implements Topology {
   }
 
   client(port: number): Redis {
-    const c = newClient(port, this.pw(port), false)
+    const c = newClient(port, this.pw(port), false, this.tlsOf(port))
     if (this.sentinels.some((s) => s.port === port)) {
       // Sentinel 7.0 has no QUIT command ("ERR unknown command 'quit'"): make quit() just disconnect.
       Object.assign(c, { quit: async () => { c.disconnect(); return 'OK' } })
@@ -177,10 +216,10 @@ class TopologyImpl implements Topology {
       const live = this.live(this.sentinels)
       const addrs = await Promise.all(live.map((s) => this.sentinelAddr(s)))
       const first = addrs[0]
-      if (!first || first === `${HOST}:${from}`) return `sentinels still report :${from}`
+      if (!first || first === `${this.announceHost}:${from}`) return `sentinels still report :${from}`
       if (addrs.some((a) => a !== first)) return `sentinels disagree: ${addrs.join(' ')}`
       to = Number(first.split(':')[1])
-      const role = parseRole(await probe(to, this.password, (c) => c.call('ROLE')))
+      const role = parseRole(await probe(to, this.password, (c) => c.call('ROLE'), this.tlsOf(to)))
       return role.role === 'master' ? true : `new master :${to} still has ROLE ${role.role}`
     })
     const ms = Date.now() - start
@@ -214,7 +253,7 @@ class TopologyImpl implements Topology {
       if (/s_down|o_down|failover_in_progress/.test(mflags)) return `sentinel :${s.port} master flags '${mflags}'`
       const entries = (Array.isArray(list) ? list : []).map(kv)
       for (const r of replicas) {
-        const e = entries.find((x) => x.ip === HOST && Number(x.port) === r.port)
+        const e = entries.find((x) => x.ip === this.announceHost && Number(x.port) === r.port)
         if (!e) return `sentinel :${s.port} does not list replica :${r.port}`
         const bad = hasBadFlag(e.flags)
         if (bad) return `sentinel :${s.port} flags replica :${r.port} '${e.flags}'`
@@ -240,8 +279,9 @@ class TopologyImpl implements Topology {
     return this.procs.restart(proc)
   }
 
-  stop(): Promise<void> {
-    return this.procs.stop()
+  async stop(): Promise<void> {
+    await this.procs.stop()
+    await Promise.all(this.forwarders.splice(0).map((f) => f.close()))
   }
 }
 
@@ -253,9 +293,24 @@ async function startOnce(opts: FullOptions, bins: Binaries): Promise<TopologyImp
     const ports = await freePorts(1 + opts.replicas + opts.sentinels)
     const [masterPort = 0] = ports
     const auth = opts.password !== undefined ? [`requirepass ${opts.password}`, `masterauth ${opts.password}`] : []
+    const tls = opts.tls
+    // Later lines win: `port 0` turns the plain port (from the NodeSet base lines) off.
+    const tlsLines = (port: number, cert: string, key: string): string[] => tls === undefined ? [] : [
+      'port 0', `tls-port ${port}`, `tls-cert-file ${cert}`, `tls-key-file ${key}`, `tls-ca-cert-file ${tls.caFile}`,
+      'tls-replication yes', 'tls-auth-clients no',
+    ]
+    const nat = opts.nat
+    const natRedis = nat === undefined ? [] : [`replica-announce-ip ${nat.announceHost}`, `bind-source-addr ${nat.sourceHost}`]
+    if (nat !== undefined) {
+      for (const port of ports.slice(0, 1 + opts.replicas)) {
+        topo.forwarders.push(await startForwarder(nat.announceHost, port, port, nat.sourceHost))
+      }
+    }
     const redisBase = ['save ""', 'appendonly no', 'repl-diskless-sync yes', 'repl-diskless-sync-delay 0', ...auth]
     await Promise.all(ports.slice(0, 1 + opts.replicas).map((port, i) => topo.addNode('redis', port, [
-      ...redisBase, ...(i > 0 ? [`replicaof ${HOST} ${masterPort}`] : []), ...opts.redisConf,
+      ...redisBase, ...(tls ? tlsLines(port, tls.certFile, tls.keyFile) : []), ...natRedis,
+      // Replicas follow the master at the address the sentinels know it by (else they are not "good slaves").
+      ...(i > 0 ? [`replicaof ${topo.announceHost} ${masterPort}`] : []), ...opts.redisConf,
     ])))
     await Promise.all(topo.redis.map((p) => topo.procs.waitPing(p)))
     // Sentinels start once replicas are connected, so their first INFO of the master already lists them.
@@ -269,7 +324,8 @@ async function startOnce(opts: FullOptions, bins: Binaries): Promise<TopologyImp
     const n = opts.masterName
     const sentinelConf = [
       'sentinel resolve-hostnames no',
-      `sentinel monitor ${n} ${HOST} ${masterPort} ${opts.quorum}`,
+      ...(nat === undefined ? [] : [`bind-source-addr ${nat.sourceHost}`, `sentinel announce-ip ${HOST}`]),
+      `sentinel monitor ${n} ${topo.announceHost} ${masterPort} ${opts.quorum}`,
       `sentinel down-after-milliseconds ${n} ${opts.downAfterMs}`,
       `sentinel failover-timeout ${n} ${opts.failoverTimeoutMs}`,
       `sentinel parallel-syncs ${n} 1`,
@@ -277,7 +333,9 @@ async function startOnce(opts: FullOptions, bins: Binaries): Promise<TopologyImp
       ...(opts.sentinelPassword !== undefined
         ? [`requirepass ${opts.sentinelPassword}`, `sentinel sentinel-pass ${opts.sentinelPassword}`] : []),
     ]
-    await Promise.all(ports.slice(1 + opts.replicas).map((port) => topo.addNode('sentinel', port, sentinelConf)))
+    await Promise.all(ports.slice(1 + opts.replicas).map((port) => topo.addNode('sentinel', port, [
+      ...sentinelConf, ...(tls ? tlsLines(port, tls.sentinelCertFile ?? tls.certFile, tls.sentinelKeyFile ?? tls.keyFile) : []),
+    ])))
     topo.sentinelList = topo.sentinels.map((s) => `${HOST}:${s.port}`).join(',')
     await Promise.all(topo.sentinels.map((s) => topo.procs.waitPing(s)))
     await waitUntil('sentinels to discover the master, its replicas and each other', START_TIMEOUT_MS, async () => {

@@ -1,0 +1,167 @@
+/**
+ * Aggregation and reporting for `npm run bench`: one row per target/operation (the median run by
+ * requests/s), ratios against the floor and Webdis, the targets from the issue, the printed table.
+ */
+import type { WrkResult } from './bench-lib.js'
+
+export type TargetName = 'floor' | 'gateway' | 'webdis'
+export type OpName = 'GET' | 'PUT' | 'PUT durability=none'
+
+export interface Run {
+  target: TargetName
+  op: OpName
+  round: number
+  wrk: WrkResult
+  /** Peak VmRSS of the target process during this run (kB, sampled every 100 ms). */
+  peakRssKb: number
+  /** CPU used by the target process during the run, in cores (CPU seconds / wall seconds). */
+  targetCpuCores: number
+  /** CPU used by all Redis nodes (master + replicas) during the run, in cores. */
+  redisCpuCores: number
+  /** Busy CPU of the whole machine during the run, in cores (of nproc). */
+  machineBusyCores: number
+}
+
+export interface Row {
+  target: TargetName
+  op: OpName
+  runs: number
+  /** From the median run by requests/s (for an even count, the lower of the two middle runs). */
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  /** Best requests/s over the rounds, and every round's requests/s in run order. */
+  bestRps: number
+  allRps: number[]
+  /** Errors (non-2xx + socket errors) summed over every measured run of this row. */
+  errors: number
+  non2xx: number
+  socketErrors: number
+  peakRssMb: number
+  targetCpuCores: number
+  redisCpuCores: number
+  machineBusyCores: number
+  /** CPU time of the target process per request (µs): less sensitive to other load than req/s. */
+  cpuUsPerRequest: number
+  gatewayOverFloor?: number
+  gatewayOverWebdis?: number
+}
+
+export interface ReadSpread {
+  /** GET calls on each replica (and the master) during the measured gateway GET runs. */
+  replicas: Array<{ port: number; gets: number; share: number }>
+  masterGets: number
+  /** Largest deviation of a replica's share from the even share, relative to the even share. */
+  maxDeviation: number
+  within10Percent: boolean
+}
+
+export interface TargetCheck { target: string; measured: string; met: boolean }
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
+
+export function aggregate (runs: Run[]): Row[] {
+  const keys: Array<[TargetName, OpName]> = []
+  for (const r of runs) if (!keys.some(([t, o]) => t === r.target && o === r.op)) keys.push([r.target, r.op])
+  const rows = keys.map(([target, op]): Row => {
+    const mine = runs.filter(r => r.target === target && r.op === op)
+    const sorted = [...mine].sort((a, b) => a.wrk.rps - b.wrk.rps)
+    const mid = sorted[Math.floor((sorted.length - 1) / 2)]
+    if (mid === undefined) throw new Error(`no run for ${target} ${op}`)
+    const sum = (f: (r: Run) => number): number => mine.reduce((s, r) => s + f(r), 0)
+    return {
+      target,
+      op,
+      runs: mine.length,
+      rps: round(mid.wrk.rps, 0),
+      p50Ms: round(mid.wrk.p50Ms, 2),
+      p99Ms: round(mid.wrk.p99Ms, 2),
+      bestRps: round(Math.max(...mine.map(r => r.wrk.rps)), 0),
+      allRps: mine.map(r => round(r.wrk.rps, 0)),
+      errors: sum(r => r.wrk.errors),
+      non2xx: sum(r => r.wrk.non2xx),
+      socketErrors: sum(r => r.wrk.socketErrors),
+      peakRssMb: round(Math.max(...mine.map(r => r.peakRssKb)) / 1024, 1),
+      targetCpuCores: round(mid.targetCpuCores, 2),
+      redisCpuCores: round(mid.redisCpuCores, 2),
+      machineBusyCores: round(mid.machineBusyCores, 2),
+      cpuUsPerRequest: round(mid.wrk.rps > 0 ? (mid.targetCpuCores / mid.wrk.rps) * 1e6 : 0, 1)
+    }
+  })
+  const find = (t: TargetName, o: OpName): Row | undefined => rows.find(r => r.target === t && r.op === o)
+  for (const row of rows) {
+    if (row.target !== 'gateway') continue
+    const base: OpName = row.op === 'GET' ? 'GET' : 'PUT'
+    const floor = find('floor', base)
+    const webdis = find('webdis', base)
+    if (floor !== undefined && floor.rps > 0) row.gatewayOverFloor = round(row.rps / floor.rps, 2)
+    if (webdis !== undefined && webdis.rps > 0) row.gatewayOverWebdis = round(row.rps / webdis.rps, 2)
+  }
+  return rows
+}
+
+export function readSpread (replicas: Array<{ port: number; gets: number }>, masterGets: number): ReadSpread {
+  const total = replicas.reduce((s, r) => s + r.gets, 0)
+  const even = replicas.length > 0 ? 1 / replicas.length : 0
+  const withShare = replicas.map(r => ({ ...r, share: total > 0 ? round(r.gets / total, 4) : 0 }))
+  const maxDeviation = total > 0 && even > 0
+    ? round(Math.max(...withShare.map(r => Math.abs(r.gets / total - even) / even)), 4)
+    : 1
+  return { replicas: withShare, masterGets, maxDeviation, within10Percent: total > 0 && maxDeviation <= 0.1 }
+}
+
+export function checkTargets (rows: Row[], gatewayPeakRssMb: number, spread: ReadSpread): TargetCheck[] {
+  const find = (t: TargetName, o: OpName): Row | undefined => rows.find(r => r.target === t && r.op === o)
+  const gwGet = find('gateway', 'GET')
+  const gwPut = find('gateway', 'PUT')
+  const checks: TargetCheck[] = []
+  const ratio = (name: string, row: Row | undefined, value: number | undefined, min: number): void => {
+    checks.push({ target: name, measured: value === undefined ? 'n/a' : `${value.toFixed(2)} x (${row?.rps ?? 0} req/s)`, met: value !== undefined && value >= min })
+  }
+  ratio('GET >= 0.8 x floor', gwGet, gwGet?.gatewayOverFloor, 0.8)
+  ratio('GET >= Webdis', gwGet, gwGet?.gatewayOverWebdis, 1)
+  ratio('PUT (replicated) >= 0.7 x floor', gwPut, gwPut?.gatewayOverFloor, 0.7)
+  for (const row of [gwGet, gwPut]) {
+    if (row === undefined) continue
+    const floorP99 = find('floor', row.op)?.p99Ms
+    const ref = floorP99 === undefined ? '' : ` (floor ${floorP99.toFixed(2)} ms)`
+    checks.push({ target: `${row.op} p99 <= 5 ms at 50 connections`, measured: `${row.p99Ms.toFixed(2)} ms${ref}`, met: row.p99Ms <= 5 })
+  }
+  checks.push({ target: 'gateway peak RSS < 150 MB', measured: `${gatewayPeakRssMb.toFixed(1)} MB`, met: gatewayPeakRssMb < 150 })
+  const shares = spread.replicas.map(r => `:${r.port} ${(r.share * 100).toFixed(1)}%`).join(' / ')
+  checks.push({ target: 'reads spread over replicas within 10%', measured: `${shares} (max dev ${(spread.maxDeviation * 100).toFixed(1)}%, master ${spread.masterGets})`, met: spread.within10Percent })
+  const gwErrors = rows.filter(r => r.target === 'gateway').reduce((s, r) => s + r.errors, 0)
+  checks.push({ target: 'gateway errors = 0 (not in the issue; sanity)', measured: String(gwErrors), met: gwErrors === 0 })
+  return checks
+}
+
+function table (head: string[], body: string[][], rightAlign: (i: number) => boolean): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map(r => (r[i] ?? '').length)))
+  const fmt = (cells: string[]): string => cells.map((c, i) => rightAlign(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)).join('  ')
+  return [fmt(head), widths.map(w => '-'.repeat(w)).join('  '), ...body.map(fmt)]
+}
+
+export function formatRows (rows: Row[]): string[] {
+  const head = ['target', 'op', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'cpu cores', 'cpu us/req', 'redis cpu', 'machine busy', 'gw/floor', 'gw/webdis', 'req/s per round']
+  const body = rows.map(r => [
+    r.target, r.op, String(r.rps), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), String(r.errors), r.peakRssMb.toFixed(1),
+    r.targetCpuCores.toFixed(2), r.cpuUsPerRequest.toFixed(0), r.redisCpuCores.toFixed(2), r.machineBusyCores.toFixed(2),
+    r.gatewayOverFloor === undefined ? '' : r.gatewayOverFloor.toFixed(2),
+    r.gatewayOverWebdis === undefined ? '' : r.gatewayOverWebdis.toFixed(2),
+    r.allRps.join(' ')
+  ])
+  return table(head, body, i => i >= 2 && i <= 12)
+}
+
+export function formatChecks (checks: TargetCheck[]): string[] {
+  return table(['target', 'measured', 'result'], checks.map(c => [c.target, c.measured, c.met ? 'met' : 'NOT met']), () => false)
+}
+
+/** Markdown version of the rows (for bench/README.md). */
+export function markdownRows (rows: Row[]): string[] {
+  const out = ['| target | op | req/s | p50 ms | p99 ms | errors | peak RSS MB | CPU µs/req | gw/floor | gw/webdis |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+  for (const r of rows) {
+    out.push(`| ${r.target} | ${r.op} | ${r.rps} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.errors} | ${r.peakRssMb.toFixed(1)} | ${r.cpuUsPerRequest.toFixed(0)} | ${r.gatewayOverFloor?.toFixed(2) ?? ''} | ${r.gatewayOverWebdis?.toFixed(2) ?? ''} |`)
+  }
+  return out
+}
