@@ -20,7 +20,7 @@ const FAST_REFRESH_MS = 100
 /** Refresh requests closer together than this are merged (waiting requests must not spin). */
 const MIN_REFRESH_GAP_MS = 50
 /** After a master change, how long a listed replica counts as one a write must reach even if flagged. */
-const MASTER_CHANGE_GRACE_MS = 10_000
+const MASTER_CHANGE_GRACE_MS = 2000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
 

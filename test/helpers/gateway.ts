@@ -88,7 +88,7 @@ export async function startProcess (t: Teardown, topo: Topology, extra: Record<s
       if (r.status === 200) break
     } catch { /* not listening yet */ }
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${out.slice(-2000)}`)
-    if (Date.now() > deadline) throw new Error(`gateway not ready within ${readyTimeoutMs} ms: ${out.slice(-4000)}`)
+    if (Date.now() > deadline) throw new Error(`gateway not ready within ${readyTimeoutMs} ms: ${out.length > 6000 ? `${out.slice(0, 3000)} [...] ${out.slice(-3000)}` : out}`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }
   return { url, child, output: () => out, stop }
