@@ -17,39 +17,13 @@ import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { clientOptions } from '../src/redis/connections.js'
 import { ioredisNatMap, parseNatMap, translate } from '../src/redis/nat.js'
+import { limiterCounts, pollUntil } from './helpers/kv-client.js'
 import { startInProcess, type InProcessGateway } from './helpers/gateway.js'
 import { topologyFor } from './helpers/topology.js'
 
 const ANNOUNCED = '127.0.0.2'
 const SOURCE = '127.0.0.3'
 const SENTINELS = '127.0.0.1:1,127.0.0.1:2,127.0.0.1:3'
-
-async function pollUntil<T> (ms: number, fn: () => Promise<T | undefined>): Promise<T | undefined> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined || Date.now() > deadline) return v
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}
-
-/**
- * The rate limiter's own client connects in the background (it fails open meanwhile: no RateLimit
- * headers). True once two GETs in a row carry RateLimit-Remaining counting down by one.
- */
-async function limiterCounts (url: string, key: string): Promise<boolean> {
-  const remaining = async (): Promise<number | null> => {
-    const r = await fetch(`${url}/kv/${encodeURIComponent(key)}`)
-    await r.arrayBuffer()
-    const h = r.headers.get('ratelimit-remaining')
-    return h === null ? null : Number(h)
-  }
-  return (await pollUntil(10_000, async () => {
-    const a = await remaining()
-    const b = await remaining()
-    return a !== null && b === a - 1 ? true : undefined
-  })) === true
-}
 
 /** Whether a TCP client from 127.0.0.1 gets a byte back from `host:port` for a PING. */
 async function answersPing (host: string, port: number): Promise<boolean> {
@@ -101,7 +75,7 @@ t.test('sentinels announcing unreachable addresses: no service without the map, 
   const natMap = ports.map(p => `${ANNOUNCED}:${p}=127.0.0.1:${p}`).join(',')
   const gw = await startInProcess(t, topo, { REDIS_NAT_MAP: natMap, RATE_LIMIT_MAX: '100000' })
 
-  const ready = await pollUntil(15_000, async () => (await fetch(`${gw.url}/readyz`)).status === 200 ? true : undefined)
+  const ready = (await pollUntil(15_000, 200, async () => (await fetch(`${gw.url}/readyz`)).status === 200 ? true : undefined)).value
   t.ok(ready, 'with REDIS_NAT_MAP the gateway becomes ready')
   const key = `nat:${process.pid}:${Date.now()}`
   const put = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: 'translated', headers: { 'content-type': 'application/octet-stream' } })
@@ -144,15 +118,15 @@ t.test('sentinels announcing unreachable addresses: no service without the map, 
     throw err
   })
   t.comment(`failover :${fo.from} -> :${fo.to} in ${fo.ms} ms`)
-  const after = await pollUntil(20_000, async () => {
+  const after = (await pollUntil(20_000, 200, async () => {
     const v = await (await fetch(`${gw.url}/topology`)).json() as { master: { host: string; port: number; confirmed: boolean } }
     return v.master.port === fo.to && v.master.confirmed ? v : undefined
-  })
+  })).value
   t.match(after?.master, { host: ANNOUNCED, port: fo.to, confirmed: true }, 'the gateway follows the failover to the new announced master')
-  const put2 = await pollUntil(10_000, async () => {
+  const put2 = (await pollUntil(10_000, 200, async () => {
     const r = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: 'after failover', headers: { 'content-type': 'application/octet-stream' } })
     await r.arrayBuffer()
     return r.status === 200 ? r.status : undefined
-  })
+  })).value
   t.equal(put2, 200, 'and writes to it')
 })

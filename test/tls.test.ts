@@ -16,6 +16,7 @@ import path from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { tlsOptionsFor, tlsOptionsForAnyHost } from '../src/redis/tls.js'
+import { limiterCounts, pollUntil } from './helpers/kv-client.js'
 import { startInProcess, type InProcessGateway } from './helpers/gateway.js'
 import { topologyFor } from './helpers/topology.js'
 import { newClient } from './helpers/topology-procs.js'
@@ -53,34 +54,6 @@ function makePki (dir: string): Pki {
   leaf('node', 'IP:127.0.0.1')
   leaf('sentinel', `DNS:${SENTINEL_NAME}`)
   return { dir, ca: f('ca.crt'), nodeCert: f('node.crt'), nodeKey: f('node.key'), sentinelCert: f('sentinel.crt'), sentinelKey: f('sentinel.key'), otherCa: f('other-ca.crt') }
-}
-
-/** Polls fn every 200 ms until it returns a value (not undefined) or `ms` pass. */
-async function pollUntil<T> (ms: number, fn: () => Promise<T | undefined>): Promise<T | undefined> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined || Date.now() > deadline) return v
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}
-
-/**
- * The rate limiter's own client connects in the background (it fails open meanwhile: no RateLimit
- * headers). True once two GETs in a row carry RateLimit-Remaining counting down by one.
- */
-async function limiterCounts (url: string, key: string): Promise<boolean> {
-  const remaining = async (): Promise<number | null> => {
-    const r = await fetch(`${url}/kv/${encodeURIComponent(key)}`)
-    await r.arrayBuffer()
-    const h = r.headers.get('ratelimit-remaining')
-    return h === null ? null : Number(h)
-  }
-  return (await pollUntil(10_000, async () => {
-    const a = await remaining()
-    const b = await remaining()
-    return a !== null && b === a - 1 ? true : undefined
-  })) === true
 }
 
 const readyStatus = async (gw: InProcessGateway): Promise<number> => (await fetch(`${gw.url}/readyz`)).status
@@ -156,7 +129,7 @@ if (!hasOpenssl()) {
       RATE_LIMIT_MAX: '100000'
     }
     const gw = await startInProcess(t, topo, tlsEnv)
-    const ready = await pollUntil(15_000, async () => (await readyStatus(gw)) === 200 ? true : undefined)
+    const ready = (await pollUntil(15_000, 200, async () => (await readyStatus(gw)) === 200 ? true : undefined)).value
     t.ok(ready, 'the TLS gateway becomes ready')
 
     const key = `tls:${process.pid}:${Date.now()}`

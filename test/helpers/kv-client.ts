@@ -134,3 +134,22 @@ export async function pollUntil<T> (timeoutMs: number, everyMs: number, check: (
     await new Promise(resolve => setTimeout(resolve, everyMs))
   }
 }
+
+/**
+ * The rate limiter's own client connects in the background (it fails open meanwhile: no RateLimit
+ * headers). True once two GETs in a row carry RateLimit-Remaining counting down by one.
+ */
+export async function limiterCounts (url: string, key: string): Promise<boolean> {
+  const remaining = async (): Promise<number | null> => {
+    const r = await fetch(`${url}/kv/${encodeURIComponent(key)}`)
+    await r.arrayBuffer()
+    const h = r.headers.get('ratelimit-remaining')
+    return h === null ? null : Number(h)
+  }
+  const { value } = await pollUntil(10_000, 200, async () => {
+    const a = await remaining()
+    const b = await remaining()
+    return a !== null && b === a - 1 ? true : undefined
+  })
+  return value === true
+}
