@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox'
 import { authorize } from '../src/auth.js'
 import { GatewayError } from '../src/errors.js'
 import { DurabilitySchema, errorRef, ErrorSchema, unauthorizedRef } from '../src/schemas.js'
-import { etagOf } from './kv.js'
+import { etagOf } from '../src/etag.js'
 
 const LONE_SURROGATE = /\p{Surrogate}/u
 

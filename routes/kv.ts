@@ -1,7 +1,7 @@
 /** /kv/:key: HTTP mapping only. Parse, validate, call the KV service, shape the answer. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { createHash } from 'node:crypto'
 import { authorize } from '../src/auth.js'
+import { etagOf } from '../src/etag.js'
 import { GatewayError } from '../src/errors.js'
 import type { Condition } from '../src/kv.js'
 import {
@@ -10,15 +10,13 @@ import {
 } from '../src/schemas.js'
 
 const headers = {
-  servedBy: { 'x-served-by': { type: 'string', enum: ['replica', 'master'], description: 'Which role answered' } },
+  servedBy: { 'x-served-by': { type: 'string', enum: ['replica', 'master'], description: 'Which role answered (`replica` also for an answer from the near-cache, which holds replica reads)' } },
+  cache: { 'x-cache': { type: 'string', enum: ['hit', 'miss', 'bypass'], description: 'Near-cache outcome: `hit` (answered from the gateway\'s memory, kept current by Redis invalidations), `miss` (read from a replica), `bypass` (strong or sync-token read). Absent when NEAR_CACHE=false.' } },
   ttl: { 'x-ttl': { type: 'integer', description: 'Seconds until the key expires (absent when it does not)' } },
   location: { location: { type: 'string', description: 'Path of the created key (/kv/ + the URL-encoded key)' } },
   etag: { etag: { type: 'string', description: 'Strong ETag of the value (SHA-1, quoted): send it in If-None-Match (GET) or If-Match (PUT)' } },
   sync: { 'x-sync-token': { type: 'string', description: 'Master replication offset after the write: send it back on a GET to read your own write' } }
 }
-
-/** The strong ETag of a value; the PUT script computes the same with redis.sha1hex. */
-export const etagOf = (value: Buffer): string => `"${createHash('sha1').update(value).digest('hex')}"`
 
 /** True when an If-None-Match header value names `etag` (or is `*`). */
 function matchesAny (header: string, etag: string): boolean {
@@ -51,10 +49,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: {
           description: 'The stored bytes',
-          headers: { ...headers.servedBy, ...headers.ttl, ...headers.etag },
+          headers: { ...headers.servedBy, ...headers.cache, ...headers.ttl, ...headers.etag },
           content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }
         },
-        304: { description: 'Not modified: the value still has an ETag given in If-None-Match', headers: { ...headers.servedBy, ...headers.etag }, type: 'null' },
+        304: { description: 'Not modified: the value still has an ETag given in If-None-Match', headers: { ...headers.servedBy, ...headers.cache, ...headers.etag }, type: 'null' },
         401: unauthorizedRef(),
         403: errorRef('The token may not read this key'),
         404: errorRef('The key does not exist'),
@@ -71,8 +69,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       ...(token === undefined ? {} : { syncToken: Number(token) })
     })
     reply.header('x-served-by', r.servedBy)
+    if (r.cache !== undefined) reply.header('x-cache', r.cache)
     if (r.value === null) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key does not exist')
-    const etag = etagOf(r.value)
+    const etag = r.etag ?? etagOf(r.value)
     reply.header('etag', etag)
     const inm = req.headers['if-none-match']
     if (inm !== undefined && matchesAny(inm, etag)) return await reply.code(304).send(null)

@@ -4,7 +4,8 @@ import { withTimeout } from '../src/redis/faults.js'
 import { errorRef, HealthSchema, unauthorizedRef, TopologySchema } from '../src/schemas.js'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const { topology, breakers, router, connections, gatewayConfig: config } = app
+  const { topology, breakers, router, connections, near, gatewayConfig: config } = app
+  const cacheOff = { enabled: false, activeReplicas: [], entries: 0, bytes: 0, maxBytes: 0, maxValueBytes: 0, hits: 0, misses: 0, evictions: 0, invalidations: 0, flushes: {} }
 
   app.get('/topology', {
     schema: {
@@ -38,6 +39,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       breakers: breakers.status(),
       lastFailover: s.lastFailover,
       readStrategy: config.readStrategy,
+      nearCache: near === undefined ? cacheOff : { ...near.cache.stats, activeReplicas: near.tracker.activeReplicas },
       refreshedAt: s.refreshedAt
     }
   })

@@ -1,9 +1,10 @@
 /**
- * Plumbing for `npm run bench` (scripts/bench.ts): child processes we start (and only those),
- * wrk runs with a Lua `done` that prints JSON, /proc sampling (VmRSS, CPU time), Redis INFO.
+ * Plumbing for `npm run bench` (scripts/bench.ts): child processes we start (and only those, plus
+ * the cluster workers they fork, tracked by pid and start time), wrk runs with a Lua `done` that
+ * prints JSON, /proc sampling (VmRSS and CPU time per process of a process tree), Redis INFO.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, readdirSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { Redis } from 'ioredis'
@@ -32,6 +33,9 @@ export interface Child {
   output: () => string
   lines: () => number
   exited: Promise<number | null>
+  /** Child processes of this one seen so far (cluster workers): pid -> start time (jiffies since boot),
+   *  so that a pid reused by an unrelated process is never signalled. Filled by `processTree`. */
+  descendants: Map<number, number>
 }
 
 /** Every child this script started and that has not exited (stopped by pid on the way out). */
@@ -48,25 +52,45 @@ export function startChild (name: string, cmd: string, args: string[], env: Reco
   }
   proc.stdout?.on('data', keep)
   proc.stderr?.on('data', keep)
-  const exited = new Promise<number | null>(resolve => proc.on('exit', code => { started.delete(child); resolve(code) }))
+  const exited = new Promise<number | null>(resolve => proc.on('exit', code => {
+    started.delete(child)
+    // A cluster primary that died without stopping its workers (killed): stop the leftovers by pid.
+    killDescendantsSync(child)
+    resolve(code)
+  }))
   if (proc.pid === undefined) throw new Error(`could not start ${name} (${cmd})`)
-  const child: Child = { name, proc, pid: proc.pid, output: () => out, lines: () => lines, exited }
+  const child: Child = { name, proc, pid: proc.pid, output: () => out, lines: () => lines, exited, descendants: new Map() }
   started.add(child)
   return child
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+/** SIGTERM (a cluster primary forwards it to its workers), then SIGKILL after `graceMs`; resolves when
+ *  the process is gone. Workers of `c` seen by `processTree` and still alive then are SIGKILLed by pid. */
 export async function stopChild (c: Child, graceMs = 5000): Promise<void> {
-  if (!started.has(c)) return
-  c.proc.kill('SIGTERM')
-  const timer = setTimeout(() => c.proc.kill('SIGKILL'), graceMs)
-  await c.exited
-  clearTimeout(timer)
+  if (started.has(c)) {
+    c.proc.kill('SIGTERM')
+    const timer = setTimeout(() => c.proc.kill('SIGKILL'), graceMs)
+    await c.exited
+    clearTimeout(timer)
+  }
+  killDescendantsSync(c)
 }
 
-/** Last-resort synchronous cleanup (process exit): SIGKILL every child still running, by pid. */
+/** SIGKILL, by pid, every recorded descendant of `c` that is still the same process (same start time). */
+function killDescendantsSync (c: Child): void {
+  for (const [pid, startedAt] of c.descendants) {
+    if (startTicks(pid) === startedAt) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+    c.descendants.delete(pid)
+  }
+}
+
+/** Last-resort synchronous cleanup (process exit): SIGKILL every child still running and every worker
+ *  process recorded for them (also those of a primary that already died), by pid. */
 export function killAllStartedSync (): void {
-  for (const c of started) { try { process.kill(c.pid, 'SIGKILL') } catch { /* gone */ } }
+  for (const c of started) {
+    try { process.kill(c.pid, 'SIGKILL') } catch { /* gone */ }
+    killDescendantsSync(c)
+  }
 }
 
 /** Waits until `check` answers true, the child exits, or the deadline passes (then throws). */
@@ -99,11 +123,75 @@ export function cpuSeconds (pid: number): number {
   } catch { return 0 }
 }
 
-/** Samples VmRSS of `pid` every `everyMs` until stopped; returns the peak in kB. */
-export function rssSampler (pid: number, everyMs = 100): { stop: () => number } {
-  let peak = rssKb(pid) ?? 0
-  const timer = setInterval(() => { peak = Math.max(peak, rssKb(pid) ?? 0) }, everyMs)
-  return { stop: () => { clearInterval(timer); peak = Math.max(peak, rssKb(pid) ?? 0); return peak } }
+/** Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or undefined. */
+function startTicks (pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch { return undefined }
+}
+
+/** Direct children of `pid` (of all its threads), from /proc/<pid>/task/<tid>/children. */
+export function childPids (pid: number): number[] {
+  const out = new Set<number>()
+  let tasks: string[] = []
+  try { tasks = readdirSync(`/proc/${pid}/task`) } catch { return [] }
+  for (const tid of tasks) {
+    try {
+      for (const p of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (p !== '') out.add(Number(p))
+    } catch { /* thread gone */ }
+  }
+  return [...out]
+}
+
+/** `c`'s pid and its current direct children (cluster workers); records the children in c.descendants
+ *  (so cleanup can stop them by pid even after the primary is gone). */
+export function processTree (c: Child): number[] {
+  const kids = childPids(c.pid)
+  for (const pid of kids) {
+    if (c.descendants.has(pid)) continue
+    const t = startTicks(pid)
+    if (t !== undefined) c.descendants.set(pid, t)
+  }
+  return [c.pid, ...kids]
+}
+
+/** CPU seconds of every process in `pids` (see cpuSeconds), by pid. */
+export function cpuSecondsOf (pids: number[]): Map<number, number> {
+  return new Map(pids.map(pid => [pid, cpuSeconds(pid)]))
+}
+
+/** CPU seconds used between two cpuSecondsOf snapshots, summed over the processes (a process that
+ *  appeared in between counts from 0; one that vanished in between is not counted). */
+export function cpuDelta (before: Map<number, number>, after: Map<number, number>): number {
+  let s = 0
+  for (const [pid, t] of after) s += Math.max(0, t - (before.get(pid) ?? 0))
+  return s
+}
+
+/**
+ * Samples VmRSS of every process `pids()` returns, every `everyMs`, until stopped. `peakKb`: the
+ * highest VmRSS of any single process (per process, not summed); `processes`: the most processes
+ * seen at once.
+ */
+export function rssSampler (pids: () => number[], everyMs = 100): { stop: () => { peakKb: number; processes: number } } {
+  let peak = 0
+  let processes = 0
+  const sample = (): void => {
+    const ps = pids()
+    let n = 0
+    for (const pid of ps) {
+      const kb = rssKb(pid)
+      if (kb === undefined) continue
+      n++
+      peak = Math.max(peak, kb)
+    }
+    processes = Math.max(processes, n)
+  }
+  sample()
+  const timer = setInterval(sample, everyMs)
+  return { stop: () => { clearInterval(timer); sample(); return { peakKb: peak, processes } } }
 }
 
 // ---- wrk -------------------------------------------------------------------------------------
@@ -121,13 +209,24 @@ export interface WrkResult {
   errors: number
 }
 
-/** The Lua script for one operation: method, 100-byte body for PUT, JSON summary from `done`. */
-export async function writeWrkScript (file: string, method: 'GET' | 'PUT', valueBytes: number): Promise<void> {
+/**
+ * The Lua script for one operation: method, 100-byte body for PUT, JSON summary from `done`. With
+ * `randomKeys`, every request goes to `<prefix><n>` for a uniformly random n in 0..count-1 (the URL
+ * given to wrk then only names the host).
+ */
+export async function writeWrkScript (file: string, method: 'GET' | 'PUT', valueBytes: number, randomKeys?: { pathPrefix: string; count: number }): Promise<void> {
   const lua = [
     `wrk.method = "${method}"`,
     ...(method === 'PUT'
       ? [`wrk.body = string.rep("v", ${valueBytes})`, 'wrk.headers["Content-Type"] = "application/octet-stream"']
       : []),
+    ...(randomKeys === undefined
+      ? []
+      : [
+          'math.randomseed(os.time())',
+          `local prefix = ${JSON.stringify(randomKeys.pathPrefix)}`,
+          `request = function() return wrk.format(nil, prefix .. math.random(0, ${randomKeys.count - 1})) end`
+        ]),
     'done = function(summary, latency, requests)',
     '  local e = summary.errors',
     '  local p = function(q) return latency:percentile(q) end',

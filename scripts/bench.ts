@@ -1,21 +1,32 @@
 /**
  * `npm run bench`: throughput and latency of the gateway against two references, in one bounded run
- * (< 4 min) on loopback:
+ * (< 5 min including the build) on loopback. Targets, each its own process(es):
  *
- *   floor    a bare Fastify server (scripts/bench-floor.ts): the Node HTTP floor
- *   gateway  `node dist/src/server.js` in front of a real Sentinel topology (1 master, 2 replicas,
- *            3 sentinels), LOG_LEVEL=warn, EVENT_LOOP_MAX_DELAY_MS=0; PUT replicated and durability=none
- *   webdis   Webdis (C, 2 threads) against the same master
+ *   floor            a bare Fastify server (scripts/bench-floor.ts): the Node HTTP floor; GET, PUT
+ *   gateway          `node dist/src/server.js` with the defaults that matter here: WORKERS=1, NEAR_CACHE=true;
+ *                    GET (the hot key: near-cache hits), GET 10k keys, PUT (replicated), PUT durability=none
+ *   gateway-nocache  the same with NEAR_CACHE=false (the "before" reference): GET (every GET reads a replica);
+ *                    the read spread over the replicas (INFO commandstats cmdstat_get) is counted on these runs
+ *   gateway-2w       WORKERS=2 (a node:cluster primary + 2 workers on one port), near-cache on: GET,
+ *                    GET 10k keys, PUT; RSS = peak per process (primary and each worker), CPU = their sum
+ *   webdis           Webdis (C, 2 threads) against the same master: GET, GET 10k keys, PUT
  *
- * wrk (1 thread, 50 connections) hits each target with GET and PUT of 100-byte values, rounds
- * alternating the targets; each row is the median run by requests/s. Prints one table, the targets
- * from the issue (met / not met) and writes bench/results/latest.json. See bench/README.md.
+ * All gateways run in front of one real Sentinel topology (1 master, 2 replicas, 3 sentinels),
+ * LOG_LEVEL=warn, EVENT_LOOP_MAX_DELAY_MS=0; only the target being measured gets load. "GET 10k keys":
+ * a wrk Lua script asks for a uniformly random key among bench-k-0..9999 (100-byte values written
+ * straight to the master with one ioredis pipeline, then WAIT for both replicas, before any gateway starts).
  *
- * Env: BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50);
- * diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn; `info` measures the per-request log line),
- * BENCH_CPU_PROF_DIR (run the gateway with --cpu-prof into that directory).
+ * wrk (1 thread, 50 connections) hits each target/op with 100-byte values, rounds alternating the
+ * targets; each row is the median run by requests/s. Prints one table, the targets from the issue
+ * (met / not met) and writes bench/results/latest.json. See bench/README.md.
+ *
+ * Env: BENCH_DURATION_S (5), BENCH_ROUNDS (3; fewer, never < 2, when the time budget would be
+ * exceeded), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50); diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn;
+ * `info` measures the per-request log line), BENCH_CPU_PROF_DIR (run the gateways with --cpu-prof into
+ * that directory).
  */
 import { execFileSync } from 'node:child_process'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -24,17 +35,18 @@ import { serverPath } from '../test/helpers/gateway.js'
 import { freePorts } from '../test/helpers/topology-procs.js'
 import { MISSING_BINARIES_MESSAGE, startTopology, type NodeProc, type Topology } from '../test/helpers/topology.js'
 import {
-  cpuSeconds, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, redisVersion, rssKb, rssSampler, runWrk, say,
-  startChild, stopChild, waitReady, writeWrkScript, type Child
+  cpuDelta, cpuSeconds, cpuSecondsOf, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, processTree, redisVersion,
+  rssKb, rssSampler, runWrk, say, startChild, stopChild, waitReady, writeWrkScript, type Child
 } from './bench-lib.js'
 import {
-  aggregate, checkTargets, formatChecks, formatRows, readSpread, type OpName, type Run, type TargetName
+  aggregate, checkTargets, formatChecks, formatRows, isGateway, readSpread, type OpName, type Run, type TargetName
 } from './bench-report.js'
 
-// Counted from the start of `npm run bench` (the build, 20-70 s on a busy machine, included).
-const HARD_LIMIT_MS = 235_000
+// Counted from the start of `npm run bench` (the build, 20-70 s on a busy machine, included). 13
+// target/ops: a round takes ~70 s at the default 5 s per run, the warm-up ~30 s, the setup ~15 s.
+const HARD_LIMIT_MS = 295_000
 /** No new round starts once the estimated end of that round would pass this (at least 2 rounds run). */
-const ROUNDS_BUDGET_MS = 200_000
+const ROUNDS_BUDGET_MS = 265_000
 const VALUE_BYTES = 100
 const intEnv = (name: string, def: number, min: number, max: number): number => {
   const n = Number(process.env[name] ?? def)
@@ -72,7 +84,9 @@ const children: Child[] = []
 let cleaning: Promise<void> | undefined
 function cleanup (): Promise<void> {
   cleaning ??= (async () => {
-    for (const c of children.reverse()) await stopChild(c).catch(() => {})
+    // In parallel: each gateway drains and closes its Redis connections (a WORKERS=2 primary forwards
+    // the SIGTERM to its workers; stopChild also SIGKILLs, by pid, any worker it recorded still alive).
+    await Promise.all(children.map(c => stopChild(c).catch(() => {})))
     await topo?.stop().catch(() => {})
     if (tmp !== undefined) await rm(tmp, { recursive: true, force: true }).catch(() => {})
   })()
@@ -99,13 +113,60 @@ function versionOf (cmd: string, args: string[]): string {
   }
 }
 
-interface Target { name: TargetName; child: Child; base: string; ops: Array<{ op: OpName; path: string; script: string }> }
+interface Target {
+  name: TargetName
+  child: Child
+  base: string
+  /** The target's processes now: the child and its direct children (cluster workers). */
+  pids: () => number[]
+  ops: Array<{ op: OpName; path: string; script: string }>
+  /** Scrape near-cache hits/misses from /metrics around each GET run (single-process gateways with the cache). */
+  cacheMetrics: boolean
+}
+
+interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean }
+const VARIANTS: Variant[] = [
+  { name: 'gateway', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true },
+  { name: 'gateway-nocache', env: { WORKERS: '1', NEAR_CACHE: 'false' }, workers: 1, cache: false },
+  { name: 'gateway-2w', env: { WORKERS: '2', NEAR_CACHE: 'true' }, workers: 2, cache: true }
+]
+const KEYS_10K = 10_000
+const KEY_10K_PREFIX = 'bench-k-'
+
+/** A GET on a new TCP connection (Connection: close), so that cluster workers take turns answering. */
+function freshGet (url: string): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: false, timeout: 3000 }, res => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** skv_near_cache_hits_total and _misses_total from the gateway's /metrics (undefined if absent). */
+async function cacheCounters (base: string): Promise<{ hits: number; misses: number } | undefined> {
+  const r = await http(`${base}/metrics`).catch(() => undefined)
+  if (r === undefined || r.status !== 200) return undefined
+  const num = (name: string): number | undefined => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.body)
+    return m?.[1] === undefined ? undefined : Number(m[1])
+  }
+  const hits = num('skv_near_cache_hits_total')
+  const misses = num('skv_near_cache_misses_total')
+  return hits === undefined || misses === undefined ? undefined : { hits, misses }
+}
 
 async function main (): Promise<void> {
   const nproc = os.availableParallelism()
   say(`bench: started ${elapsed()} after npm run bench (build); ${nproc} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; ${ROUNDS} rounds x ${DURATION_S} s per target/op, wrk 1 thread ${CONNECTIONS} connections`)
-  say(`NOTE: the ${nproc} cores are SHARED by the load generator (wrk), the server under test, the 3 redis-server and 3 redis-sentinel`)
-  say('      processes and this script: absolute numbers are lower than on dedicated hardware; compare the ratios.')
+  say(`NOTE: the ${nproc} cores are SHARED by the load generator (wrk), the server under test, the idle gateways, the 3 redis-server`)
+  say('      and 3 redis-sentinel processes and this script: absolute numbers are lower than on dedicated hardware; compare the ratios.')
 
   // How busy the machine already is (other jobs on the shared cores skew every number below).
   const idle0 = machineJiffies()
@@ -121,41 +182,65 @@ async function main (): Promise<void> {
   const replicas = topo.redis.filter(r => r !== master)
   const redisPids = topo.redis.map(r => r.pid)
   const redisCpu = (): number => redisPids.reduce((s, pid) => s + cpuSeconds(pid), 0)
-  const mc = topo.client(master.port)
-  const redisVer = await redisVersion(mc)
-  await mc.quit()
   say(`[${elapsed()}] topology up: master :${master.port}, replicas ${replicas.map(r => `:${r.port}`).join(' ')}, REDIS_SENTINELS=${topo.sentinelList}`)
 
-  const [gwPort, floorPort, webdisPort] = await freePorts(3)
+  // The 10 000 keys of "GET 10k keys": straight to the master in one pipeline, then WAIT for the replicas.
+  const mc = topo.client(master.port)
+  let redisVer = 'unknown'
+  try {
+    redisVer = await redisVersion(mc)
+    const pipe = mc.pipeline()
+    for (let i = 0; i < KEYS_10K; i++) pipe.set(`${KEY_10K_PREFIX}${i}`, VALUE)
+    const results = await pipe.exec()
+    const failed = (results ?? []).filter(([err]) => err !== null).length
+    if (results === null || results.length !== KEYS_10K || failed > 0) throw new Error(`pre-populating ${KEYS_10K} keys: ${failed} SETs failed`)
+    const acked = Number(await mc.call('WAIT', String(replicas.length), '10000'))
+    if (acked < replicas.length) throw new Error(`pre-populating ${KEYS_10K} keys: WAIT ${replicas.length} answered ${acked}`)
+  } finally { await mc.quit().catch(() => {}) }
+  say(`[${elapsed()}] ${KEYS_10K} keys ${KEY_10K_PREFIX}0..${KEYS_10K - 1} written to the master and acknowledged by ${replicas.length} replicas (WAIT)`)
+
+  const ports = await freePorts(VARIANTS.length + 2)
+  const floorPort = ports[VARIANTS.length] as number
+  const webdisPort = ports[VARIANTS.length + 1] as number
   const basePath = { PATH: process.env.PATH ?? '', ...(process.env.HOME === undefined ? {} : { HOME: process.env.HOME }) }
 
-  // Gateway: the real server process, no per-request log line, no load shedding.
+  // Gateways: the real server process, one per variant, no per-request log line, no load shedding.
   const nodeArgs = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]
-  const gateway = startChild('gateway', process.execPath, [...nodeArgs, serverPath()], {
-    ...basePath,
-    REDIS_SENTINELS: topo.sentinelList,
-    REDIS_MASTER_NAME: topo.masterName,
-    HOST: '127.0.0.1',
-    PORT: String(gwPort),
-    LOG_LEVEL: GATEWAY_LOG_LEVEL,
-    EVENT_LOOP_MAX_DELAY_MS: '0'
+  const gateways = VARIANTS.map((v, i) => {
+    const port = ports[i] as number
+    const child = startChild(v.name, process.execPath, [...nodeArgs, serverPath()], {
+      ...basePath,
+      REDIS_SENTINELS: topo!.sentinelList,
+      REDIS_MASTER_NAME: topo!.masterName,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: GATEWAY_LOG_LEVEL,
+      EVENT_LOOP_MAX_DELAY_MS: '0',
+      ...v.env
+    })
+    children.push(child)
+    return { ...v, child, port, base: `http://127.0.0.1:${port}` }
   })
-  children.push(gateway)
-  const gw = `http://127.0.0.1:${gwPort}`
-  await waitReady(gateway, 'gateway', 20_000, async () => (await http(`${gw}/readyz`)).status === 200)
-  // Pre-populate the GET key through the gateway, then wait until replicas serve it.
-  const put = await http(`${gw}/kv/${KEY_GET}`, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
+  await Promise.all(gateways.map(g => waitReady(g.child, g.name, 30_000, async () =>
+    (await http(`${g.base}/readyz`)).status === 200 && processTree(g.child).length - 1 >= (g.workers > 1 ? g.workers : 0))))
+  const gw = gateways[0]!
+  // The hot key, written through the default gateway; then every gateway must answer it from a replica
+  // (cache variants: from the near-cache, x-cache: hit, on every worker after a first miss each).
+  const put = await http(`${gw.base}/kv/${KEY_GET}`, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
   if (put.status !== 201 && put.status !== 200) throw new Error(`gateway PUT of the GET key answered ${put.status}: ${put.body}`)
-  await waitReady(gateway, 'gateway reads from replicas', 15_000, async () => {
-    const seen = new Set<string>()
-    for (let i = 0; i < 4; i++) {
-      const r = await http(`${gw}/kv/${KEY_GET}`)
-      if (r.status !== 200 || r.body !== VALUE) return false
-      seen.add(r.headers.get('x-served-by') ?? '')
-    }
-    return seen.size === 1 && seen.has('replica')
-  })
-  const gatewayIdleRssMb = (rssKb(gateway.pid) ?? 0) / 1024
+  for (const g of gateways) {
+    await waitReady(g.child, `${g.name} reads from replicas${g.cache ? ' / near-cache' : ''}`, 15_000, async () => {
+      const answers = []
+      for (let i = 0; i < 2 * g.workers + 2; i++) answers.push(await freshGet(`${g.base}/kv/${KEY_GET}`))
+      if (!answers.every(r => r.status === 200 && r.body === VALUE && r.headers['x-served-by'] === 'replica')) return false
+      // With the cache: the last `workers` answers (each worker saw the key before) are hits.
+      return g.cache
+        ? answers.slice(-g.workers).every(r => r.headers['x-cache'] === 'hit')
+        : answers.every(r => r.headers['x-cache'] === undefined)
+    })
+  }
+  const maxRssMb = (pids: number[]): number => Math.max(0, ...pids.map(pid => rssKb(pid) ?? 0)) / 1024
+  const idleRssMb = Object.fromEntries(gateways.map(g => [g.name, Math.round(maxRssMb(processTree(g.child)) * 10) / 10]))
 
   // Floor: a bare Fastify in its own process.
   const floor = startChild('floor', process.execPath, [floorScript], { ...basePath, PORT: String(floorPort) })
@@ -181,33 +266,50 @@ async function main (): Promise<void> {
   children.push(webdis)
   const wd = `http://127.0.0.1:${webdisPort}`
   await waitReady(webdis, 'webdis', 10_000, async () => (await http(`${wd}/GET/${KEY_GET}`)).body === JSON.stringify({ GET: VALUE }))
-  say(`[${elapsed()}] gateway :${gwPort} (pid ${gateway.pid}), floor :${floorPort} (pid ${floor.pid}), webdis :${webdisPort} (pid ${webdis.pid}) ready`)
+  say(`[${elapsed()}] ${gateways.map(g => `${g.name} :${g.port} (pid ${processTree(g.child).join('+')})`).join(', ')}, floor :${floorPort} (pid ${floor.pid}), webdis :${webdisPort} (pid ${webdis.pid}) ready`)
 
-  // wrk Lua scripts (GET, PUT with a 100-byte body), and a sanity request on every target/op.
+  // wrk Lua scripts (GET, PUT with a 100-byte body, GET of a random key among 10 000), and a sanity
+  // request on every target/op.
   const getLua = path.join(tmp, 'get.lua')
   const putLua = path.join(tmp, 'put.lua')
+  const get10kGw = path.join(tmp, 'get-10k-gateway.lua')
+  const get10kWd = path.join(tmp, 'get-10k-webdis.lua')
   await writeWrkScript(getLua, 'GET', VALUE_BYTES)
   await writeWrkScript(putLua, 'PUT', VALUE_BYTES)
+  await writeWrkScript(get10kGw, 'GET', VALUE_BYTES, { pathPrefix: `/kv/${KEY_10K_PREFIX}`, count: KEYS_10K })
+  await writeWrkScript(get10kWd, 'GET', VALUE_BYTES, { pathPrefix: `/GET/${KEY_10K_PREFIX}`, count: KEYS_10K })
+  const opsOf = (g: typeof gw): Target['ops'] => {
+    const get = { op: 'GET' as const, path: `/kv/${KEY_GET}`, script: getLua }
+    const get10k = { op: 'GET 10k keys' as const, path: `/kv/${KEY_10K_PREFIX}0`, script: get10kGw }
+    const putOp = { op: 'PUT' as const, path: '/kv/bench-put', script: putLua }
+    const putNone = { op: 'PUT durability=none' as const, path: '/kv/bench-put-none?durability=none', script: putLua }
+    if (g.name === 'gateway') return [get, get10k, putOp, putNone]
+    if (g.name === 'gateway-nocache') return [get]
+    return [get, get10k, putOp]
+  }
   const targets: Target[] = [
-    { name: 'floor', child: floor, base: fl, ops: [{ op: 'GET', path: `/kv/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/kv/bench-put', script: putLua }] },
+    { name: 'floor', child: floor, base: fl, pids: () => [floor.pid], cacheMetrics: false, ops: [{ op: 'GET', path: `/kv/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/kv/bench-put', script: putLua }] },
+    ...gateways.map((g): Target => ({ name: g.name, child: g.child, base: g.base, pids: () => processTree(g.child), cacheMetrics: g.cache && g.workers === 1, ops: opsOf(g) })),
     {
-      name: 'gateway',
-      child: gateway,
-      base: gw,
+      name: 'webdis',
+      child: webdis,
+      base: wd,
+      pids: () => [webdis.pid],
+      cacheMetrics: false,
       ops: [
-        { op: 'GET', path: `/kv/${KEY_GET}`, script: getLua },
-        { op: 'PUT', path: '/kv/bench-put', script: putLua },
-        { op: 'PUT durability=none', path: '/kv/bench-put-none?durability=none', script: putLua }
+        { op: 'GET', path: `/GET/${KEY_GET}`, script: getLua },
+        { op: 'GET 10k keys', path: `/GET/${KEY_10K_PREFIX}0`, script: get10kWd },
+        { op: 'PUT', path: '/SET/bench-webdis-put', script: putLua }
       ]
-    },
-    { name: 'webdis', child: webdis, base: wd, ops: [{ op: 'GET', path: `/GET/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/SET/bench-webdis-put', script: putLua }] }
+    }
   ]
+  const opCount = targets.reduce((s, t) => s + t.ops.length, 0)
   for (const t of targets) {
     for (const o of t.ops) {
-      const r = o.op === 'GET'
+      const r = o.op.startsWith('GET')
         ? await http(t.base + o.path)
         : await http(t.base + o.path, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
-      if (r.status < 200 || r.status > 299 || (o.op === 'GET' && !r.body.includes(VALUE))) {
+      if (r.status < 200 || r.status > 299 || (o.op.startsWith('GET') && !r.body.includes(VALUE))) {
         throw new Error(`sanity check ${t.name} ${o.op} ${o.path} answered ${r.status}: ${r.body.slice(0, 200)}`)
       }
     }
@@ -215,7 +317,7 @@ async function main (): Promise<void> {
 
   if (WARMUP_S > 0) {
     for (const t of targets) for (const o of t.ops) await runWrk(t.base + o.path, o.script, WARMUP_S, CONNECTIONS)
-    say(`[${elapsed()}] warm-up done (${WARMUP_S} s per target/op, not recorded)`)
+    say(`[${elapsed()}] warm-up done (${WARMUP_S} s per target/op, ${opCount} target/ops, not recorded)`)
   }
 
   const runs: Run[] = []
@@ -238,26 +340,33 @@ async function main (): Promise<void> {
     }
     for (const t of targets) {
       for (const o of t.ops) {
-        const spread = t.name === 'gateway' && o.op === 'GET'
+        const spread = t.name === 'gateway-nocache' && o.op === 'GET'
         const before = spread ? await Promise.all([master, ...replicas].map(getCallsOf)) : []
-        const cpu0 = cpuSeconds(t.child.pid)
+        const cache0 = t.cacheMetrics && o.op.startsWith('GET') ? await cacheCounters(t.base) : undefined
+        const cpu0 = cpuSecondsOf(t.pids())
         const redis0 = redisCpu()
         const mach0 = machineJiffies()
         const wall0 = process.hrtime.bigint()
-        const sampler = rssSampler(t.child.pid, 100)
+        const sampler = rssSampler(t.pids, 100)
         const wrk = await runWrk(t.base + o.path, o.script, DURATION_S, CONNECTIONS)
-        const peakRssKb = sampler.stop()
+        const rss = sampler.stop()
         const wall = Number(process.hrtime.bigint() - wall0) / 1e9
         const mach1 = machineJiffies()
+        const cpu1 = cpuSecondsOf(t.pids())
+        const redis1 = redisCpu()
+        const cache1 = cache0 === undefined ? undefined : await cacheCounters(t.base)
+        const cacheLookups = cache0 === undefined || cache1 === undefined ? 0 : (cache1.hits - cache0.hits) + (cache1.misses - cache0.misses)
         const run: Run = {
           target: t.name,
           op: o.op,
           round,
           wrk,
-          peakRssKb,
-          targetCpuCores: (cpuSeconds(t.child.pid) - cpu0) / wall,
-          redisCpuCores: (redisCpu() - redis0) / wall,
-          machineBusyCores: mach1.total > mach0.total ? ((mach1.busy - mach0.busy) / (mach1.total - mach0.total)) * nproc : 0
+          peakRssKb: rss.peakKb,
+          processes: rss.processes,
+          targetCpuCores: cpuDelta(cpu0, cpu1) / wall,
+          redisCpuCores: (redis1 - redis0) / wall,
+          machineBusyCores: mach1.total > mach0.total ? ((mach1.busy - mach0.busy) / (mach1.total - mach0.total)) * nproc : 0,
+          ...(cacheLookups > 0 ? { cacheHitRatio: (cache1!.hits - cache0!.hits) / cacheLookups } : {})
         }
         runs.push(run)
         if (spread) {
@@ -265,27 +374,32 @@ async function main (): Promise<void> {
           masterGets += (after[0] ?? 0) - (before[0] ?? 0)
           replicas.forEach((r, i) => spreadCounts.set(r.port, (spreadCounts.get(r.port) ?? 0) + (after[i + 1] ?? 0) - (before[i + 1] ?? 0)))
         }
-        say(`[${elapsed()}] round ${round} ${t.name.padEnd(7)} ${o.op.padEnd(18)} ${wrk.rps.toFixed(0).padStart(6)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  errors ${wrk.errors}  RSS ${(peakRssKb / 1024).toFixed(1)} MB  cpu ${run.targetCpuCores.toFixed(2)} (redis ${run.redisCpuCores.toFixed(2)}, machine ${run.machineBusyCores.toFixed(2)}/${nproc})`)
+        const hit = run.cacheHitRatio === undefined ? '' : `  cache hits ${(run.cacheHitRatio * 100).toFixed(1)}%`
+        say(`[${elapsed()}] round ${round} ${t.name.padEnd(15)} ${o.op.padEnd(19)} ${wrk.rps.toFixed(0).padStart(6)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  errors ${wrk.errors}  RSS ${(rss.peakKb / 1024).toFixed(1)} MB${rss.processes > 1 ? `/proc (${rss.processes} procs)` : ''}  cpu ${run.targetCpuCores.toFixed(2)} (redis ${run.redisCpuCores.toFixed(2)}, machine ${run.machineBusyCores.toFixed(2)}/${nproc})${hit}`)
       }
     }
     roundsDone++
   }
 
   const rows = aggregate(runs)
-  const spread = readSpread(replicas.map(r => ({ port: r.port, gets: spreadCounts.get(r.port) ?? 0 })), masterGets)
-  const gatewayPeakRssMb = Math.max(...rows.filter(r => r.target === 'gateway').map(r => r.peakRssMb))
-  const checks = checkTargets(rows, gatewayPeakRssMb, spread)
-  const gatewayLog = gateway.output().split('\n').filter(l => l.trim() !== '')
-  const gatewayLogLines = gateway.lines()
+  const spread = readSpread('gateway-nocache GET runs (NEAR_CACHE=false)', replicas.map(r => ({ port: r.port, gets: spreadCounts.get(r.port) ?? 0 })), masterGets)
+  const gwRows = rows.filter(r => isGateway(r.target))
+  const gatewayPeakRssMb = gwRows.length > 0 ? Math.max(...gwRows.map(r => r.peakRssMb)) : 0
+  const checks = checkTargets(rows, spread)
+  const logLines = Object.fromEntries(gateways.map(g => [g.name, g.child.lines()]))
+  const gatewayLogLines = gateways.reduce((s, g) => s + g.child.lines(), 0)
+  const gatewayLogSample = gateways.flatMap(g => g.child.output().split('\n').filter(l => l.trim() !== '').slice(0, 2).map(l => `${g.name}: ${l.slice(0, 400)}`))
 
   say('')
   say(`Results (each row: the median of ${roundsDone} runs by req/s; p50/p99/cpu from that run; errors = non-2xx + socket errors summed over all runs;`)
-  say(`peak RSS = max VmRSS sampled every 100 ms; cpu cores = CPU seconds of the target process / wall seconds). ${VALUE_BYTES}-byte values.`)
+  say('RSS MB/proc = max VmRSS of any ONE process of the target (primary or a worker), sampled every 100 ms; cpu cores = CPU seconds of')
+  say(`all the target's processes / wall seconds; cache hit = near-cache hits/(hits+misses) from /metrics, 1-process gateways). ${VALUE_BYTES}-byte values.`)
+  say(`gateway = WORKERS=1 NEAR_CACHE=true; gateway-nocache = WORKERS=1 NEAR_CACHE=false; gateway-2w = WORKERS=2 NEAR_CACHE=true. GET = one hot key; GET 10k keys = random key of ${KEYS_10K}.`)
   say(`NOTE: wrk, the server under test and all Redis processes share the same ${nproc} cores.`)
   for (const l of formatRows(rows)) say(l)
   say('')
-  say(`Read spread over replicas during the gateway GET runs (INFO commandstats cmdstat_get): ${spread.replicas.map(r => `:${r.port} ${r.gets} (${(r.share * 100).toFixed(1)}%)`).join(', ')}; master ${spread.masterGets}`)
-  say(`Gateway RSS idle after start: ${gatewayIdleRssMb.toFixed(1)} MB; gateway log lines at LOG_LEVEL=${GATEWAY_LOG_LEVEL} during the run: ${gatewayLogLines}`)
+  say(`Read spread over replicas during the ${spread.source} (INFO commandstats cmdstat_get): ${spread.replicas.map(r => `:${r.port} ${r.gets} (${(r.share * 100).toFixed(1)}%)`).join(', ')}; master ${spread.masterGets}`)
+  say(`Gateway RSS idle after start (max per process): ${gateways.map(g => `${g.name} ${idleRssMb[g.name]} MB`).join(', ')}; log lines at LOG_LEVEL=${GATEWAY_LOG_LEVEL} during the run: ${gateways.map(g => `${g.name} ${logLines[g.name]}`).join(', ')}`)
   say('')
   for (const l of formatChecks(checks)) say(l)
 
@@ -303,7 +417,7 @@ async function main (): Promise<void> {
       busyCoresBeforeStart: Math.round(busyBeforeCores * 100) / 100,
       loadAverageBeforeStart: loadBefore,
       loadAverageAtEnd: os.loadavg().map(x => Math.round(x * 100) / 100),
-      note: `the ${nproc} cores are shared by wrk, the server under test, 3 redis-server, 3 redis-sentinel and the bench script`
+      note: `the ${nproc} cores are shared by wrk, the server under test, the idle gateways, 3 redis-server, 3 redis-sentinel and the bench script`
     },
     settings: {
       durationS: DURATION_S,
@@ -313,16 +427,21 @@ async function main (): Promise<void> {
       wrk: { threads: 1, connections: CONNECTIONS, timeoutS: 2 },
       valueBytes: VALUE_BYTES,
       order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round',
-      aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max',
+      aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max over runs of the largest single process',
       gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', cpuProf: CPU_PROF_DIR !== undefined, durability: 'replicated (default) and ?durability=none' },
+      gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: opsOf(g).map(o => o.op) }])),
+      hotKey: KEY_GET,
+      keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },
       webdis: { threads: 2, redis: 'current master' }
     },
     rows,
     readSpread: spread,
-    gatewayIdleRssMb: Math.round(gatewayIdleRssMb * 10) / 10,
+    gatewayIdleRssMb: idleRssMb.gateway ?? 0,
+    gatewayIdleRssMbByVariant: idleRssMb,
     gatewayPeakRssMb,
     gatewayLogLines,
-    gatewayLogSample: gatewayLog.slice(0, 5).map(l => l.slice(0, 400)),
+    gatewayLogLinesByVariant: logLines,
+    gatewayLogSample,
     checks,
     runs,
     totalSeconds: Math.round((Date.now() - started) / 1000)

@@ -99,7 +99,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.decorate('breakers', services.breakers)
   app.decorate('router', services.router)
   app.decorate('kv', services.kv)
-  const metrics = new Metrics(services.topology, services.breakers)
+  app.decorate('near', services.near)
+  const metrics = new Metrics(services.topology, services.breakers, services.near?.cache)
   app.decorate('metrics', metrics)
   app.addHook('onClose', async () => services.close())
   // Requests still in flight at shutdown answer with Connection: close, so their keep-alive

@@ -77,6 +77,9 @@ export const VARIABLES = [
   { env: 'CORS_ORIGINS', kind: { type: 'string' }, default: '', doc: 'Origins browsers may call from, comma-separated (e.g. `https://app.example.com`), or `*`. Empty: no CORS headers (browsers on other origins are blocked).' },
   { env: 'RATE_LIMIT_MAX', kind: int(0, MAX_INT), default: '0', doc: 'Requests per window per token (per client IP when anonymous); 0 disables rate limiting. Counters live on the Redis master, shared by every gateway process.' },
   { env: 'RATE_LIMIT_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Rate limit window.' },
+  { env: 'NEAR_CACHE', kind: bool, default: 'true', doc: 'In-process cache of replica reads (`true`/`false`), kept correct by Redis server-assisted invalidation (`CLIENT TRACKING`): flushed whole whenever an invalidation could be missed (connection drop, missed 100 ms heartbeat, failover or replica change). Strong and sync-token reads and all writes bypass it. Keys with a TTL are not cached.' },
+  { env: 'NEAR_CACHE_MAX_BYTES', kind: int(1024, 4 * 1024 * 1024 * 1024), default: '33554432', doc: 'Memory bound of the near-cache (keys, values and per-entry overhead), least recently used evicted first.' },
+  { env: 'NEAR_CACHE_MAX_VALUE_BYTES', kind: int(0, 512 * 1024 * 1024), default: '65536', doc: 'Values larger than this are not cached.' },
   { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
   { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: DEFAULT_UPSTASH_DENY, doc: 'Redis commands the Upstash-compatible endpoint refuses, comma-separated (replaces the default list; `none` refuses none of these). Commands that would break the shared connections (SELECT, MULTI, SUBSCRIBE, CLIENT, WAIT, blocking commands...) are always refused.' },
   { env: 'UPSTASH_MAX_COMMANDS', kind: int(1, 100_000), default: '1000', doc: 'Most commands in one Upstash `POST /pipeline` or `POST /multi-exec`.' },
@@ -85,6 +88,7 @@ export const VARIABLES = [
   { env: 'SHUTDOWN_TIMEOUT_MS', kind: int(100, 600_000), default: '10000', doc: 'On SIGTERM/SIGINT: longest wait for in-flight requests before the process exits anyway (exit code 1).' },
   { env: 'HOST', kind: { type: 'string' }, default: '0.0.0.0', doc: 'Address the HTTP server listens on.' },
   { env: 'PORT', kind: int(0, 65_535), default: '3000', doc: 'Port the HTTP server listens on.' },
+  { env: 'WORKERS', kind: int(1, 64), default: '1', doc: 'Gateway processes sharing PORT (node:cluster). 1: a single process. N > 1: a primary that forks N workers, each a full gateway with its own Redis connections and near-cache, restarts a worker that dies, and forwards SIGTERM/SIGINT to all of them. At most the number of cores the gateway has to itself.' },
   { env: 'LOG_LEVEL', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level (one JSON line per request at `info`).' }
 ] as const satisfies readonly Variable[]
 
@@ -121,6 +125,8 @@ export interface Config {
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   batchMaxOps: number
+  /** Near-cache of replica reads (NEAR_CACHE); undefined when off. */
+  nearCache?: { maxBytes: number; maxValueBytes: number }
   /** Lower-case Redis command names the Upstash endpoint refuses (UPSTASH_DENY_COMMANDS). */
   upstashDenyCommands: string[]
   upstashMaxCommands: number
@@ -129,6 +135,8 @@ export interface Config {
   shutdownTimeoutMs: number
   host: string
   port: number
+  /** Processes serving PORT (WORKERS): 1 = no cluster. */
+  workers: number
   logLevel: string
   /** Non-fatal remarks found while parsing (e.g. an even number of sentinels). */
   warnings: string[]
@@ -286,6 +294,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: (v.CORS_ORIGINS as string).split(',').map(o => o.trim()).filter(Boolean),
     rateLimit: { max: v.RATE_LIMIT_MAX as number, windowMs: v.RATE_LIMIT_WINDOW_MS as number },
     batchMaxOps: v.BATCH_MAX_OPS as number,
+    ...(v.NEAR_CACHE === 'true' ? { nearCache: { maxBytes: v.NEAR_CACHE_MAX_BYTES as number, maxValueBytes: v.NEAR_CACHE_MAX_VALUE_BYTES as number } } : {}),
     upstashDenyCommands: parseCommandList('UPSTASH_DENY_COMMANDS', v.UPSTASH_DENY_COMMANDS as string),
     upstashMaxCommands: v.UPSTASH_MAX_COMMANDS as number,
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
@@ -293,6 +302,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS as number,
     host: v.HOST as string,
     port: v.PORT as number,
+    workers: v.WORKERS as number,
     logLevel: v.LOG_LEVEL as string,
     warnings
   }

@@ -10,8 +10,11 @@
  */
 import type { Redis, Result } from 'ioredis'
 import type { Breakers } from './breakers.js'
+import type { CachedValue, Fill, NearCache } from './cache/near-cache.js'
+import type { InvalidationTracker } from './cache/tracking.js'
 import type { Config, Durability } from './config.js'
 import { GatewayError } from './errors.js'
+import { etagOf } from './etag.js'
 import { isNodeFault } from './redis/faults.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import type { ReadRouter } from './routing.js'
@@ -29,7 +32,19 @@ export type Role = 'master' | 'replica'
 export type Condition = 'none' | 'create-only' | 'replace-only' | { etag: string }
 
 export interface ReadOptions { consistency: 'eventual' | 'strong'; syncToken?: number }
-export interface ReadResult { value: Buffer | null; ttlSeconds: number | null; servedBy: Role; node: string }
+export interface ReadResult {
+  value: Buffer | null
+  ttlSeconds: number | null
+  servedBy: Role
+  node: string
+  /** Strong ETag of `value` when already known (near-cache). */
+  etag?: string | null
+  /** Near-cache outcome: absent when the cache is off; `bypass` for strong and sync-token reads. */
+  cache?: 'hit' | 'miss' | 'bypass'
+}
+
+/** The near-cache and what keeps it correct (both absent when NEAR_CACHE=false). */
+export interface ReadCache { cache: NearCache; tracker: InvalidationTracker }
 export interface PutOptions { ttlSeconds?: number; condition: Condition; durability?: Durability }
 export interface WriteResult { syncToken: string; node: string; replicas: number }
 export interface PutResult extends WriteResult { created: boolean }
@@ -48,10 +63,23 @@ export class KvService {
 
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
-    private readonly router: ReadRouter) {}
+    private readonly router: ReadRouter, private readonly near?: ReadCache) {}
 
   /** GET: a replica by the read strategy, else (or on its failure) the master. */
   async get (key: string, opts: ReadOptions): Promise<ReadResult> {
+    if (this.near === undefined) return await this.read(key, opts, false)
+    if (opts.consistency !== 'eventual' || opts.syncToken !== undefined) return { ...await this.read(key, opts, false), cache: 'bypass' }
+    const cache = this.near.cache
+    // Before answering from memory, let the I/O already received be processed: an invalidation
+    // that reached this process together with the request is applied first.
+    if (cache.has(key)) await new Promise(setImmediate)
+    const hit = cache.get(key)
+    if (hit !== undefined) return { value: hit.value, ttlSeconds: null, servedBy: 'replica', node: hit.node, etag: hit.etag, cache: 'hit' }
+    return { ...await this.read(key, opts, true), cache: 'miss' }
+  }
+
+  /** A read from Redis; `fill`: a replica's answer may be stored in the near-cache. */
+  private async read (key: string, opts: ReadOptions, fill: boolean): Promise<ReadResult> {
     const deadline = Date.now() + this.config.retryBudgetMs
     let lastErr: unknown
     for (let attempt = 0; ; attempt++) {
@@ -61,7 +89,7 @@ export class KvService {
         const replica = this.router.pick(this.topology.snapshot.replicas)
         if (replica !== null) {
           try {
-            const r = await this.readFrom(replica, 'replica', key, opts.syncToken)
+            const r = await this.readFrom(replica, 'replica', key, opts.syncToken, fill)
             if (r !== null) return r
           } catch (err) {
             if (!isNodeFault(err)) throw userError(err)
@@ -93,7 +121,7 @@ export class KvService {
     const etag = typeof c === 'object' ? c.etag : ''
     const ttl = String(opts.ttlSeconds ?? 0)
     let known: number | null = null
-    const r = await this.write(opts.durability, (c, sent) => c.pipeline().kvput(key, value, cond, ttl, sent ? '1' : '0', etag),
+    const r = await this.write(key, opts.durability, (c, sent) => c.pipeline().kvput(key, value, cond, ttl, sent ? '1' : '0', etag),
       (reply) => {
         const n = Number(reply)
         if (n === -1) {
@@ -110,7 +138,7 @@ export class KvService {
 
   async delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> {
     let existed = false
-    const r = await this.write(opts.durability, (c) => c.pipeline().del(key), (reply) => {
+    const r = await this.write(key, opts.durability, (c) => c.pipeline().del(key), (reply) => {
       existed ||= Number(reply) > 0
       return existed ? 1 : 0
     })
@@ -135,7 +163,19 @@ export class KvService {
    * `command(client, sentBefore)` builds the pipeline holding the write; `interpret` reads its reply
    * (called on every attempt that got one; it may throw a user-facing error such as 412).
    */
-  private async write (durability: Durability | undefined, command: (c: Redis, sentBefore: boolean) => ReturnType<Redis['pipeline']>,
+  private async write (key: string, durability: Durability | undefined, command: (c: Redis, sentBefore: boolean) => ReturnType<Redis['pipeline']>,
+    interpret: (reply: unknown) => number): Promise<{ outcome: number; result: WriteResult }> {
+    // Our own readers see the write as soon as it is acknowledged, even before the replicas'
+    // invalidation arrives (other gateways learn it from that invalidation).
+    this.near?.cache.invalidate(key)
+    try {
+      return await this.writeAttempts(durability, command, interpret)
+    } finally {
+      this.near?.cache.invalidate(key)
+    }
+  }
+
+  private async writeAttempts (durability: Durability | undefined, command: (c: Redis, sentBefore: boolean) => ReturnType<Redis['pipeline']>,
     interpret: (reply: unknown) => number): Promise<{ outcome: number; result: WriteResult }> {
     const replicated = (durability ?? this.config.durability) === 'replicated'
     const deadline = Date.now() + this.config.retryBudgetMs
@@ -194,17 +234,33 @@ export class KvService {
     }
   }
 
-  /** One read on one node; null when a sync token is given and the replica is not there yet. */
-  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number): Promise<ReadResult | null> {
+  /**
+   * One read on one node; null when a sync token is given and the replica is not there yet.
+   * `fill`: store the answer in the near-cache, if the connection it is read on is tracked.
+   */
+  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number, fill = false): Promise<ReadResult | null> {
     const node = nodeKey(addr)
     const started = performance.now()
     const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
-      const p = (await this.connections.get(addr).acquire(this.config.connectTimeoutMs)).pipeline()
-      if (syncToken !== undefined) p.role()
-      p.getBuffer(key).ttl(key)
-      const res = await p.exec() as PipelineResult
-      for (const [err] of res) if (err !== null) throw err
-      return res.map(([, v]) => v)
+      const c = await this.connections.get(addr).acquire(this.config.connectTimeoutMs)
+      // Registered before the read is sent: an invalidation overtaking the reply cancels it.
+      const pending: Fill | undefined = fill && this.near?.tracker.canFill(node, c) === true ? this.near.cache.begin(key) : undefined
+      let answer: CachedValue | undefined
+      try {
+        const p = c.pipeline()
+        if (syncToken !== undefined) p.role()
+        p.getBuffer(key).ttl(key)
+        const res = await p.exec() as PipelineResult
+        for (const [err] of res) if (err !== null) throw err
+        if (pending !== undefined) {
+          const value = res[0]![1] as Buffer | null
+          // Keys with a TTL are not cached (their expiry would have to be tracked here too).
+          if (value === null || res[1]![1] === -1) answer = { value, etag: value === null ? null : etagOf(value), node }
+        }
+        return res.map(([, v]) => v)
+      } finally {
+        if (pending !== undefined) this.near!.cache.complete(pending, answer)
+      }
     })
     this.router.observe(node, performance.now() - started)
     if (syncToken !== undefined) {

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Breakers } from './breakers.js'
+import type { NearCache } from './cache/near-cache.js'
 import type { Topology } from './topology.js'
 
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const
@@ -22,7 +23,8 @@ export class Metrics {
   readonly failovers = new Counter({ name: 'skv_failovers_total', help: 'Master changes seen by this gateway', registers: [this.registry] })
   readonly rateLimited = new Counter({ name: 'skv_rate_limit_rejections_total', help: 'Requests refused by the rate limiter', registers: [this.registry] })
 
-  constructor (topology: Topology, breakers: Breakers) {
+  constructor (topology: Topology, breakers: Breakers, cache?: NearCache) {
+    if (cache !== undefined) this.nearCacheMetrics(cache)
     collectDefaultMetrics({ register: this.registry, prefix: 'skv_' })
     topology.on('master-change', (s: { lastFailover: unknown }) => { if (s.lastFailover !== null) this.failovers.inc() })
     breakers.on('call', (node: string, op: string, seconds: number, ok: boolean) => {
@@ -47,5 +49,23 @@ export class Metrics {
     const labels = { route, method, status: String(status), served_by: servedBy }
     this.requests.inc(labels)
     this.requestSeconds.observe(labels, seconds)
+  }
+
+  /** Near-cache counters and size, read from the cache when scraped. */
+  private nearCacheMetrics (cache: NearCache): void {
+    const registers = [this.registry]
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({ name, help, registers, collect () { this.reset(); this.inc(read()) } })
+    }
+    counter('skv_near_cache_hits_total', 'GETs answered from the near-cache', () => cache.stats.hits)
+    counter('skv_near_cache_misses_total', 'Cacheable GETs that had to read a replica', () => cache.stats.misses)
+    counter('skv_near_cache_evictions_total', 'Entries evicted to stay within NEAR_CACHE_MAX_BYTES', () => cache.stats.evictions)
+    counter('skv_near_cache_invalidations_total', 'Keys invalidated (by the replicas, or by a write through this gateway)', () => cache.stats.invalidations)
+    new Counter({
+      name: 'skv_near_cache_flushes_total', help: 'Whole-cache flushes, by reason', labelNames: ['reason'], registers,
+      collect () { this.reset(); for (const [reason, n] of Object.entries(cache.stats.flushes)) this.inc({ reason }, n) }
+    })
+    new Gauge({ name: 'skv_near_cache_entries', help: 'Entries in the near-cache', registers, collect () { this.set(cache.stats.entries) } })
+    new Gauge({ name: 'skv_near_cache_bytes', help: 'Memory charged to the near-cache (keys, values, overhead)', registers, collect () { this.set(cache.stats.bytes) } })
   }
 }

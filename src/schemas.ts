@@ -125,6 +125,19 @@ export const TopologySchema = Type.Object({
     detectedBy: Type.String()
   }), Type.Null()]),
   readStrategy: Type.String(),
+  nearCache: Type.Object({
+    enabled: Type.Boolean({ description: 'NEAR_CACHE' }),
+    activeReplicas: Type.Array(Type.String(), { description: 'Replicas whose reads fill the cache now (invalidation connection subscribed and answering its heartbeat, tracking on)' }),
+    entries: Type.Integer(),
+    bytes: Type.Integer({ description: 'Memory charged to the cache (keys, values, per-entry overhead)' }),
+    maxBytes: Type.Integer(),
+    maxValueBytes: Type.Integer(),
+    hits: Type.Integer(),
+    misses: Type.Integer(),
+    evictions: Type.Integer(),
+    invalidations: Type.Integer(),
+    flushes: Type.Record(Type.String(), Type.Integer(), { description: 'Whole-cache flushes by reason: invalidation-connection, data-connection, heartbeat, topology, server-flush' })
+  }, { additionalProperties: false, description: 'The in-process near-cache of replica reads' }),
   refreshedAt: Type.Union([Type.String(), Type.Null()])
 }, { additionalProperties: false })
 export type TopologyReply = Static<typeof TopologySchema>

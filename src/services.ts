@@ -4,8 +4,10 @@
  */
 import type { Logger } from 'pino'
 import { Breakers } from './breakers.js'
+import { NearCache } from './cache/near-cache.js'
+import { InvalidationTracker } from './cache/tracking.js'
 import type { Config } from './config.js'
-import { KvService } from './kv.js'
+import { KvService, type ReadCache } from './kv.js'
 import { Connections, nodeKey } from './redis/connections.js'
 import { PUT_SCRIPT } from './redis/scripts.js'
 import { ReadRouter } from './routing.js'
@@ -18,6 +20,8 @@ export interface Services {
   breakers: Breakers
   router: ReadRouter
   kv: KvService
+  /** The near-cache (undefined when NEAR_CACHE=false). */
+  near?: ReadCache
   close(): void
 }
 
@@ -50,14 +54,23 @@ export function createServices (config: Config, log: Logger): Services {
     breakers.retain(nodes)
   })
   const router = new ReadRouter(config.readStrategy, node => breakers.isOpen(node))
-  const kv = new KvService(config, topology, connections, breakers, router)
+  let near: ReadCache | undefined
+  if (config.nearCache !== undefined) {
+    const cache = new NearCache(config.nearCache.maxBytes, config.nearCache.maxValueBytes)
+    const tracker = new InvalidationTracker(cache, connections, log)
+    topology.on('change', () => tracker.follow(topology.snapshot))
+    near = { cache, tracker }
+  }
+  const kv = new KvService(config, topology, connections, breakers, router, near)
   return {
     connections,
     topology,
     breakers,
     router,
     kv,
+    ...(near !== undefined ? { near } : {}),
     close () {
+      near?.tracker.close()
       topology.close()
       breakers.close()
     }

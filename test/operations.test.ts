@@ -1,8 +1,8 @@
 // Operations: Prometheus metrics move with traffic, SIGTERM finishes in-flight requests, and an
 // overloaded event loop sheds load with 503 + Retry-After instead of queueing.
-import { request } from 'node:http'
 import t from 'tap'
 import { startInProcess, startProcess } from './helpers/gateway.js'
+import { SLOW_PUT_BYTES, slowPut } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
 const topo = await topologyFor(t)
@@ -19,7 +19,8 @@ function sample (text: string, name: string, labels: Record<string, string> = {}
 }
 
 t.test('metrics count requests by route, status and role, and Redis calls per node', async t => {
-  const gw = await startInProcess(t, topo)
+  // Every GET must reach Redis here: the near-cache (its metrics: test/near-cache.test.ts) is off.
+  const gw = await startInProcess(t, topo, { NEAR_CACHE: 'false' })
   const scrape = async (): Promise<string> => await (await fetch(`${gw.url}/metrics`)).text()
   await fetch(`${gw.url}/kv/m%3A1`, { method: 'PUT', body: 'v' })
   const before = await scrape()
@@ -41,32 +42,15 @@ t.test('metrics count requests by route, status and role, and Redis calls per no
 
 t.test('SIGTERM lets an in-flight request finish, then the process exits 0', async t => {
   const gw = await startProcess(t, topo, { LOG_LEVEL: 'info' })
-  const { port } = new URL(gw.url)
-  const chunk = Buffer.alloc(64 * 1024, 7)
   // A PUT whose body arrives slowly: it is in flight when SIGTERM comes.
-  const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/kv/shutdown%3Ainflight', headers: { 'content-length': String(chunk.length * 4) } }, res => {
-      let body = ''
-      res.on('data', (d: Buffer) => { body += d.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    let sent = 0
-    const next = (): void => {
-      req.write(chunk)
-      if (++sent === 4) { req.end(); return }
-      if (sent === 2) gw.child.kill('SIGTERM') // the request is surely in flight by now
-      setTimeout(next, 300)
-    }
-    next()
-  })
+  const answer = slowPut(gw.url, '/kv/shutdown%3Ainflight', () => gw.child.kill('SIGTERM'))
   const r = await answer.catch((err: Error) => { t.comment(gw.output().slice(-3000)); throw err })
   t.equal(r.status, 201, `the in-flight PUT completed: ${r.body}`)
   const code = await gw.stop()
   t.equal(code, 0, 'exit code 0', { output: gw.output().slice(-1500) })
   const m = topo.client((await topo.master()).port)
   t.teardown(() => m.disconnect())
-  t.equal((await m.getBuffer('shutdown:inflight'))?.length, chunk.length * 4, 'the value was stored whole')
+  t.equal((await m.getBuffer('shutdown:inflight'))?.length, SLOW_PUT_BYTES, 'the value was stored whole')
   t.match(gw.output(), /shutting down/)
   // New connections are refused after the shutdown.
   await t.rejects(fetch(`${gw.url}/healthz`))

@@ -156,6 +156,11 @@ export class NodePool {
     return c.status === 'ready' ? c : await this.acquire(timeoutMs)
   }
 
+  /** The data connections (not the control connection): reads and writes go through these. */
+  get dataClients (): readonly Redis[] {
+    return this.clients.slice(0, this.size)
+  }
+
   /** True when at least one connection is ready. */
   get ready (): boolean {
     return this.clients.some(c => c.status === 'ready')
@@ -176,6 +181,19 @@ export class Connections {
   /** The address a node reported at `addr` is reached at (REDIS_NAT_MAP applied), e.g. for display. */
   dialAddress (addr: NodeAddress): NodeAddress {
     return dialAddress(addr, this.settings)
+  }
+
+  /**
+   * A connection of its own to `addr` with the pools' settings (auth, TLS, NAT map, no offline
+   * queue), e.g. a subscriber. The caller closes it (closeClient).
+   */
+  newClient (addr: NodeAddress, name: string, extra: RedisOptions = {}): Redis {
+    return new Redis({ ...clientOptions(addr, { ...this.settings, name }), ...extra })
+  }
+
+  /** The pool of `addr` if it exists (never creates one). */
+  existing (addr: NodeAddress): NodePool | undefined {
+    return this.pools.get(nodeKey(addr))
   }
 
   get (addr: NodeAddress): NodePool {

@@ -3,6 +3,7 @@
  * Every answer body is remembered (`seen`) so a test can check that none leaks a stack trace.
  */
 import type { Redis } from 'ioredis'
+import { request } from 'node:http'
 
 export interface Answer {
   status: number
@@ -152,4 +153,32 @@ export async function limiterCounts (url: string, key: string): Promise<boolean>
     return a !== null && b === a - 1 ? true : undefined
   })
   return value === true
+}
+
+/** Size of the body slowPut sends. */
+export const SLOW_PUT_BYTES = 4 * 64 * 1024
+
+/**
+ * A PUT of SLOW_PUT_BYTES (bytes `fill`) sent in 4 chunks 300 ms apart, on a connection of its own;
+ * `halfway` runs after the second chunk, when the request is surely in flight (e.g. to send SIGTERM).
+ */
+export async function slowPut (base: string, path: string, halfway: () => void, fill = 7): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base)
+  const chunk = Buffer.alloc(SLOW_PUT_BYTES / 4, fill)
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, method: 'PUT', path, agent: false, headers: { 'content-length': String(SLOW_PUT_BYTES) } }, res => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    let sent = 0
+    const next = (): void => {
+      req.write(chunk)
+      if (++sent === 4) { req.end(); return }
+      if (sent === 2) halfway()
+      setTimeout(next, 300)
+    }
+    next()
+  })
 }
