@@ -1,7 +1,7 @@
 /**
  * The Node HTTP floor for `npm run bench`: a bare Fastify server (no logger, no plugins) with the
  * gateway's URL shape. GET /kv/:key answers a constant 100-byte value; PUT /kv/:key reads the whole
- * body and answers 201. Run as its own process by scripts/bench.ts; prints `listening <port>`.
+ * body and answers 201. Run as its own process by scripts/bench-targets.ts; prints `listening <port>`.
  */
 import Fastify from 'fastify'
 

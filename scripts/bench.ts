@@ -20,34 +20,32 @@
  * targets; each row is the median run by requests/s. Prints one table, the targets from the issue
  * (met / not met) and writes bench/results/latest.json. See bench/README.md.
  *
+ * Files: this one (machine check, rounds, report, JSON, cleanup), scripts/bench-targets.ts (starts and
+ * readies the topology, the keys and the targets above), scripts/bench-lib.ts (child processes by pid,
+ * wrk, /proc sampling), scripts/bench-report.ts (aggregation, table, checks), scripts/bench-floor.ts.
+ *
  * Env: BENCH_DURATION_S (5), BENCH_ROUNDS (3; fewer, never < 2, when the time budget would be
  * exceeded), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50); diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn;
  * `info` measures the per-request log line), BENCH_CPU_PROF_DIR (run the gateways with --cpu-prof into
  * that directory).
  */
 import { execFileSync } from 'node:child_process'
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { serverPath } from '../test/helpers/gateway.js'
-import { freePorts } from '../test/helpers/topology-procs.js'
-import { MISSING_BINARIES_MESSAGE, startTopology, type NodeProc, type Topology } from '../test/helpers/topology.js'
+import { MISSING_BINARIES_MESSAGE, type NodeProc } from '../test/helpers/topology.js'
 import {
-  cpuDelta, cpuSeconds, cpuSecondsOf, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, processTree, redisVersion,
-  rssKb, rssSampler, runWrk, say, startChild, stopChild, waitReady, writeWrkScript, type Child
+  cpuDelta, cpuSeconds, cpuSecondsOf, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, rssSampler, runWrk, say, stopChild
 } from './bench-lib.js'
-import {
-  aggregate, checkTargets, formatChecks, formatRows, isGateway, readSpread, type OpName, type Run, type TargetName
-} from './bench-report.js'
+import { aggregate, checkTargets, formatChecks, formatRows, isGateway, readSpread, type Run } from './bench-report.js'
+import { cacheCounters, KEY_10K_PREFIX, KEY_GET, KEYS_10K, startTargets, VALUE_BYTES, type Launched } from './bench-targets.js'
 
 // Counted from the start of `npm run bench` (the build, 20-70 s on a busy machine, included). 13
 // target/ops: a round takes ~70 s at the default 5 s per run, the warm-up ~30 s, the setup ~15 s.
 const HARD_LIMIT_MS = 295_000
 /** No new round starts once the estimated end of that round would pass this (at least 2 rounds run). */
 const ROUNDS_BUDGET_MS = 265_000
-const VALUE_BYTES = 100
 const intEnv = (name: string, def: number, min: number, max: number): number => {
   const n = Number(process.env[name] ?? def)
   if (!Number.isInteger(n) || n < min || n > max) { say(`bench: ${name} must be an integer between ${min} and ${max}`); process.exit(2) }
@@ -73,22 +71,18 @@ const started = Date.now() - (parentAge !== undefined && parentAge < 300_000 ? M
 const here = new URL('../', import.meta.url)
 const root = here.href.endsWith('/dist/') ? new URL('../', here) : here
 const resultsFile = fileURLToPath(new URL('bench/results/latest.json', root))
-const floorScript = fileURLToPath(new URL('./bench-floor.js', import.meta.url))
-const KEY_GET = 'bench-get'
-const VALUE = 'v'.repeat(VALUE_BYTES)
 
-let topo: Topology | undefined
-let tmp: string | undefined
-const children: Child[] = []
+/** Everything started so far (bench-targets.ts records each process as it starts), stopped by cleanup. */
+const launched: Launched = { children: [] }
 
 let cleaning: Promise<void> | undefined
 function cleanup (): Promise<void> {
   cleaning ??= (async () => {
     // In parallel: each gateway drains and closes its Redis connections (a WORKERS=2 primary forwards
     // the SIGTERM to its workers; stopChild also SIGKILLs, by pid, any worker it recorded still alive).
-    await Promise.all(children.map(c => stopChild(c).catch(() => {})))
-    await topo?.stop().catch(() => {})
-    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true }).catch(() => {})
+    await Promise.all(launched.children.map(c => stopChild(c).catch(() => {})))
+    await launched.topo?.stop().catch(() => {})
+    if (launched.tmp !== undefined) await rm(launched.tmp, { recursive: true, force: true }).catch(() => {})
   })()
   return cleaning
 }
@@ -102,64 +96,11 @@ const watchdog = setTimeout(() => {
 }, Math.max(120_000, HARD_LIMIT_MS - (Date.now() - started)))
 
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0)} s`
-const http = async (url: string, init?: RequestInit): Promise<{ status: number; body: string; headers: Headers }> => {
-  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(3000) })
-  return { status: r.status, body: await r.text(), headers: r.headers }
-}
 function versionOf (cmd: string, args: string[]): string {
   try { return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 3000 }).trim().split('\n')[0] ?? 'unknown' } catch (err) {
     const out = (err as { stdout?: string }).stdout ?? ''
     return out.trim().split('\n')[0] ?? 'unknown'
   }
-}
-
-interface Target {
-  name: TargetName
-  child: Child
-  base: string
-  /** The target's processes now: the child and its direct children (cluster workers). */
-  pids: () => number[]
-  ops: Array<{ op: OpName; path: string; script: string }>
-  /** Scrape near-cache hits/misses from /metrics around each GET run (single-process gateways with the cache). */
-  cacheMetrics: boolean
-}
-
-interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean }
-const VARIANTS: Variant[] = [
-  { name: 'gateway', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true },
-  { name: 'gateway-nocache', env: { WORKERS: '1', NEAR_CACHE: 'false' }, workers: 1, cache: false },
-  { name: 'gateway-2w', env: { WORKERS: '2', NEAR_CACHE: 'true' }, workers: 2, cache: true }
-]
-const KEYS_10K = 10_000
-const KEY_10K_PREFIX = 'bench-k-'
-
-/** A GET on a new TCP connection (Connection: close), so that cluster workers take turns answering. */
-function freshGet (url: string): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false, timeout: 3000 }, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** skv_near_cache_hits_total and _misses_total from the gateway's /metrics (undefined if absent). */
-async function cacheCounters (base: string): Promise<{ hits: number; misses: number } | undefined> {
-  const r = await http(`${base}/metrics`).catch(() => undefined)
-  if (r === undefined || r.status !== 200) return undefined
-  const num = (name: string): number | undefined => {
-    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.body)
-    return m?.[1] === undefined ? undefined : Number(m[1])
-  }
-  const hits = num('skv_near_cache_hits_total')
-  const misses = num('skv_near_cache_misses_total')
-  return hits === undefined || misses === undefined ? undefined : { hits, misses }
 }
 
 async function main (): Promise<void> {
@@ -176,144 +117,11 @@ async function main (): Promise<void> {
   const loadBefore = os.loadavg().map(x => Math.round(x * 100) / 100)
   say(`machine before start: ${busyBeforeCores.toFixed(2)}/${nproc} cores busy, load average ${loadBefore.join(' ')}${busyBeforeCores > 0.3 * nproc ? '  (WARNING: other work is running on these cores; results will be skewed)' : ''}`)
 
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'skv-bench-'))
-  topo = await startTopology()
-  const master = await topo.masterProc()
-  const replicas = topo.redis.filter(r => r !== master)
+  const { topo, master, replicas, redisVersion: redisVer, gateways, targets, idleRssMb } =
+    await startTargets(launched, { gatewayLogLevel: GATEWAY_LOG_LEVEL, cpuProfDir: CPU_PROF_DIR, elapsed })
   const redisPids = topo.redis.map(r => r.pid)
   const redisCpu = (): number => redisPids.reduce((s, pid) => s + cpuSeconds(pid), 0)
-  say(`[${elapsed()}] topology up: master :${master.port}, replicas ${replicas.map(r => `:${r.port}`).join(' ')}, REDIS_SENTINELS=${topo.sentinelList}`)
-
-  // The 10 000 keys of "GET 10k keys": straight to the master in one pipeline, then WAIT for the replicas.
-  const mc = topo.client(master.port)
-  let redisVer = 'unknown'
-  try {
-    redisVer = await redisVersion(mc)
-    const pipe = mc.pipeline()
-    for (let i = 0; i < KEYS_10K; i++) pipe.set(`${KEY_10K_PREFIX}${i}`, VALUE)
-    const results = await pipe.exec()
-    const failed = (results ?? []).filter(([err]) => err !== null).length
-    if (results === null || results.length !== KEYS_10K || failed > 0) throw new Error(`pre-populating ${KEYS_10K} keys: ${failed} SETs failed`)
-    const acked = Number(await mc.call('WAIT', String(replicas.length), '10000'))
-    if (acked < replicas.length) throw new Error(`pre-populating ${KEYS_10K} keys: WAIT ${replicas.length} answered ${acked}`)
-  } finally { await mc.quit().catch(() => {}) }
-  say(`[${elapsed()}] ${KEYS_10K} keys ${KEY_10K_PREFIX}0..${KEYS_10K - 1} written to the master and acknowledged by ${replicas.length} replicas (WAIT)`)
-
-  const ports = await freePorts(VARIANTS.length + 2)
-  const floorPort = ports[VARIANTS.length] as number
-  const webdisPort = ports[VARIANTS.length + 1] as number
-  const basePath = { PATH: process.env.PATH ?? '', ...(process.env.HOME === undefined ? {} : { HOME: process.env.HOME }) }
-
-  // Gateways: the real server process, one per variant, no per-request log line, no load shedding.
-  const nodeArgs = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]
-  const gateways = VARIANTS.map((v, i) => {
-    const port = ports[i] as number
-    const child = startChild(v.name, process.execPath, [...nodeArgs, serverPath()], {
-      ...basePath,
-      REDIS_SENTINELS: topo!.sentinelList,
-      REDIS_MASTER_NAME: topo!.masterName,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: GATEWAY_LOG_LEVEL,
-      EVENT_LOOP_MAX_DELAY_MS: '0',
-      ...v.env
-    })
-    children.push(child)
-    return { ...v, child, port, base: `http://127.0.0.1:${port}` }
-  })
-  await Promise.all(gateways.map(g => waitReady(g.child, g.name, 30_000, async () =>
-    (await http(`${g.base}/readyz`)).status === 200 && processTree(g.child).length - 1 >= (g.workers > 1 ? g.workers : 0))))
-  const gw = gateways[0]!
-  // The hot key, written through the default gateway; then every gateway must answer it from a replica
-  // (cache variants: from the near-cache, x-cache: hit, on every worker after a first miss each).
-  const put = await http(`${gw.base}/kv/${KEY_GET}`, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
-  if (put.status !== 201 && put.status !== 200) throw new Error(`gateway PUT of the GET key answered ${put.status}: ${put.body}`)
-  for (const g of gateways) {
-    await waitReady(g.child, `${g.name} reads from replicas${g.cache ? ' / near-cache' : ''}`, 15_000, async () => {
-      const answers = []
-      for (let i = 0; i < 2 * g.workers + 2; i++) answers.push(await freshGet(`${g.base}/kv/${KEY_GET}`))
-      if (!answers.every(r => r.status === 200 && r.body === VALUE && r.headers['x-served-by'] === 'replica')) return false
-      // With the cache: the last `workers` answers (each worker saw the key before) are hits.
-      return g.cache
-        ? answers.slice(-g.workers).every(r => r.headers['x-cache'] === 'hit')
-        : answers.every(r => r.headers['x-cache'] === undefined)
-    })
-  }
-  const maxRssMb = (pids: number[]): number => Math.max(0, ...pids.map(pid => rssKb(pid) ?? 0)) / 1024
-  const idleRssMb = Object.fromEntries(gateways.map(g => [g.name, Math.round(maxRssMb(processTree(g.child)) * 10) / 10]))
-
-  // Floor: a bare Fastify in its own process.
-  const floor = startChild('floor', process.execPath, [floorScript], { ...basePath, PORT: String(floorPort) })
-  children.push(floor)
-  const fl = `http://127.0.0.1:${floorPort}`
-  await waitReady(floor, 'floor server', 10_000, async () => (await http(`${fl}/kv/${KEY_GET}`)).body.length === VALUE_BYTES)
-
-  // Webdis: 2 threads against the current master, logging to a file in the temp dir.
-  const webdisConf = path.join(tmp, 'webdis.json')
-  await writeFile(webdisConf, JSON.stringify({
-    redis_host: '127.0.0.1',
-    redis_port: master.port,
-    redis_auth: null,
-    http_host: '127.0.0.1',
-    http_port: webdisPort,
-    threads: 2,
-    daemonize: false,
-    database: 0,
-    verbosity: 1,
-    logfile: path.join(tmp, 'webdis.log')
-  }, null, 2))
-  const webdis = startChild('webdis', 'webdis', [webdisConf], basePath)
-  children.push(webdis)
-  const wd = `http://127.0.0.1:${webdisPort}`
-  await waitReady(webdis, 'webdis', 10_000, async () => (await http(`${wd}/GET/${KEY_GET}`)).body === JSON.stringify({ GET: VALUE }))
-  say(`[${elapsed()}] ${gateways.map(g => `${g.name} :${g.port} (pid ${processTree(g.child).join('+')})`).join(', ')}, floor :${floorPort} (pid ${floor.pid}), webdis :${webdisPort} (pid ${webdis.pid}) ready`)
-
-  // wrk Lua scripts (GET, PUT with a 100-byte body, GET of a random key among 10 000), and a sanity
-  // request on every target/op.
-  const getLua = path.join(tmp, 'get.lua')
-  const putLua = path.join(tmp, 'put.lua')
-  const get10kGw = path.join(tmp, 'get-10k-gateway.lua')
-  const get10kWd = path.join(tmp, 'get-10k-webdis.lua')
-  await writeWrkScript(getLua, 'GET', VALUE_BYTES)
-  await writeWrkScript(putLua, 'PUT', VALUE_BYTES)
-  await writeWrkScript(get10kGw, 'GET', VALUE_BYTES, { pathPrefix: `/kv/${KEY_10K_PREFIX}`, count: KEYS_10K })
-  await writeWrkScript(get10kWd, 'GET', VALUE_BYTES, { pathPrefix: `/GET/${KEY_10K_PREFIX}`, count: KEYS_10K })
-  const opsOf = (g: typeof gw): Target['ops'] => {
-    const get = { op: 'GET' as const, path: `/kv/${KEY_GET}`, script: getLua }
-    const get10k = { op: 'GET 10k keys' as const, path: `/kv/${KEY_10K_PREFIX}0`, script: get10kGw }
-    const putOp = { op: 'PUT' as const, path: '/kv/bench-put', script: putLua }
-    const putNone = { op: 'PUT durability=none' as const, path: '/kv/bench-put-none?durability=none', script: putLua }
-    if (g.name === 'gateway') return [get, get10k, putOp, putNone]
-    if (g.name === 'gateway-nocache') return [get]
-    return [get, get10k, putOp]
-  }
-  const targets: Target[] = [
-    { name: 'floor', child: floor, base: fl, pids: () => [floor.pid], cacheMetrics: false, ops: [{ op: 'GET', path: `/kv/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/kv/bench-put', script: putLua }] },
-    ...gateways.map((g): Target => ({ name: g.name, child: g.child, base: g.base, pids: () => processTree(g.child), cacheMetrics: g.cache && g.workers === 1, ops: opsOf(g) })),
-    {
-      name: 'webdis',
-      child: webdis,
-      base: wd,
-      pids: () => [webdis.pid],
-      cacheMetrics: false,
-      ops: [
-        { op: 'GET', path: `/GET/${KEY_GET}`, script: getLua },
-        { op: 'GET 10k keys', path: `/GET/${KEY_10K_PREFIX}0`, script: get10kWd },
-        { op: 'PUT', path: '/SET/bench-webdis-put', script: putLua }
-      ]
-    }
-  ]
   const opCount = targets.reduce((s, t) => s + t.ops.length, 0)
-  for (const t of targets) {
-    for (const o of t.ops) {
-      const r = o.op.startsWith('GET')
-        ? await http(t.base + o.path)
-        : await http(t.base + o.path, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
-      if (r.status < 200 || r.status > 299 || (o.op.startsWith('GET') && !r.body.includes(VALUE))) {
-        throw new Error(`sanity check ${t.name} ${o.op} ${o.path} answered ${r.status}: ${r.body.slice(0, 200)}`)
-      }
-    }
-  }
 
   if (WARMUP_S > 0) {
     for (const t of targets) for (const o of t.ops) await runWrk(t.base + o.path, o.script, WARMUP_S, CONNECTIONS)
@@ -325,7 +133,7 @@ async function main (): Promise<void> {
   const spreadCounts = new Map<number, number>(replicas.map(r => [r.port, 0]))
   let masterGets = 0
   const getCallsOf = async (p: NodeProc): Promise<number> => {
-    const c = topo!.client(p.port)
+    const c = topo.client(p.port)
     try { return await getCalls(c) } finally { await c.quit().catch(() => {}) }
   }
   let roundsDone = 0
@@ -429,7 +237,7 @@ async function main (): Promise<void> {
       order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round',
       aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max over runs of the largest single process',
       gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', cpuProf: CPU_PROF_DIR !== undefined, durability: 'replicated (default) and ?durability=none' },
-      gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: opsOf(g).map(o => o.op) }])),
+      gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: (targets.find(t => t.name === g.name)?.ops ?? []).map(o => o.op) }])),
       hotKey: KEY_GET,
       keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },
       webdis: { threads: 2, redis: 'current master' }
