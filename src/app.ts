@@ -107,12 +107,20 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   // sockets do not hold the process open after the last answer.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_req, reply) => { if (closing) reply.header('connection', 'close') })
+  // Per-request hooks take a callback rather than being async: no promise per hook and request.
+  app.addHook('onSend', (_req, reply, _payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done()
+  })
 
-  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id)
+    done()
+  })
+  app.addHook('onResponse', (req, reply, done) => {
     const servedBy = reply.getHeader('x-served-by')
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, typeof servedBy === 'string' ? servedBy : 'none', reply.elapsedTime / 1000)
+    done()
   })
 
   app.setErrorHandler((err: FastifyError | GatewayError, req, reply) => {

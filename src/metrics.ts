@@ -11,7 +11,19 @@ const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly requests = new Counter({ name: 'skv_http_requests_total', help: 'HTTP requests by route, method, status and serving role', labelNames: ['route', 'method', 'status', 'served_by'], registers: [this.registry] })
+  /**
+   * Always equal to the latency histogram's `_count` for the same labels, so it is read from there
+   * when scraped instead of being counted a second time on every request.
+   */
+  readonly requests: Counter<'route' | 'method' | 'status' | 'served_by'> = new Counter({
+    name: 'skv_http_requests_total', help: 'HTTP requests by route, method, status and serving role', labelNames: ['route', 'method', 'status', 'served_by'], registers: [this.registry],
+    collect: async () => {
+      // get() reads the histogram at once (no collect of its own): the same moment as its own exposition.
+      const { values } = await this.requestSeconds.get()
+      this.requests.reset()
+      for (const v of values) if (v.metricName === 'skv_http_request_duration_seconds_count') this.requests.inc(v.labels, v.value)
+    }
+  })
   readonly requestSeconds = new Histogram({
     name: 'skv_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status', 'served_by'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry]
@@ -46,9 +58,8 @@ export class Metrics {
 
   /** Records one finished HTTP request. */
   observeRequest (route: string, method: string, status: number, servedBy: string, seconds: number): void {
-    const labels = { route, method, status: String(status), served_by: servedBy }
-    this.requests.inc(labels)
-    this.requestSeconds.observe(labels, seconds)
+    // skv_http_requests_total follows from this (see `requests`).
+    this.requestSeconds.observe({ route, method, status: String(status), served_by: servedBy }, seconds)
   }
 
   /** Near-cache counters and size, read from the cache when scraped. */

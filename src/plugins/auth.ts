@@ -15,8 +15,15 @@ export default fp<{ auth: Auth }>(async (app, { auth }) => {
   app.decorate('auth', auth)
   app.decorateRequest('principal', null as unknown as Principal)
   if (auth.open) app.log.warn('no AUTH_TOKENS configured: the gateway is open to anyone who can reach it')
-  app.addHook('onRequest', async (req) => {
-    if (req.method === 'OPTIONS' || req.routeOptions.config.public === true || req.url.startsWith('/docs')) return
-    req.principal = auth.authenticate(req.headers.authorization)
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (req.method === 'OPTIONS' || req.routeOptions.config.public === true || req.url.startsWith('/docs')) { done(); return }
+    try {
+      req.principal = auth.authenticate(req.headers.authorization)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
   })
 }, { name: 'gateway-auth' })

@@ -52,10 +52,19 @@ export function toCommands (value: unknown, max: number): Arg[][] {
   return value.map((c: unknown, i) => toCommand(c, `command ${i + 1}`))
 }
 
-/** The first path segment, decoded (the command name of the path form), or '' . */
+/**
+ * The first path segment, decoded (the command name of the path form), or '' . The router asks
+ * for it on every request (routes/upstash.ts), so it only slices: no splitting of the URL.
+ */
 export function firstSegment (rawUrl: string): string {
-  const path = rawUrl.split('?', 1)[0] ?? ''
-  const seg = path.split('/')[1] ?? ''
+  const q = rawUrl.indexOf('?')
+  const pathEnd = q < 0 ? rawUrl.length : q
+  const start = rawUrl.indexOf('/')
+  if (start < 0 || start >= pathEnd) return ''
+  const next = rawUrl.indexOf('/', start + 1)
+  const seg = rawUrl.slice(start + 1, next < 0 || next > pathEnd ? pathEnd : next)
+  // Without a '%' there is nothing to decode (decodeURIComponent would return seg as it is).
+  if (!seg.includes('%')) return seg
   try {
     return decodeURIComponent(seg)
   } catch {
