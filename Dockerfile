@@ -14,6 +14,9 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 # --- runtime: compiled code + production node_modules + package.json, run as the `node` user ---
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0
+# V8 heap flags (src/runtime.ts PRODUCTION_NODE_OPTIONS): RSS near 95-130 MB under load instead of
+# 180-205 MB, for 5-10% less throughput. Raise --max-old-space-size with NEAR_CACHE_MAX_BYTES.
+ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=4"
 WORKDIR /app
 # Files stay owned by root: the process can read them but not change them.
 COPY --from=build /app/package.json ./package.json

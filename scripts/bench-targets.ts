@@ -10,6 +10,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PRODUCTION_NODE_OPTIONS } from '../src/runtime.js'
 import { serverPath } from '../test/helpers/gateway.js'
 import { freePorts } from '../test/helpers/topology-procs.js'
 import { startTopology, type NodeProc, type Topology } from '../test/helpers/topology.js'
@@ -135,6 +136,8 @@ export async function startTargets (
       PORT: String(port),
       LOG_LEVEL: opts.gatewayLogLevel,
       EVENT_LOOP_MAX_DELAY_MS: '0',
+      // The heap flags the Dockerfile runs the gateway with (RSS vs throughput: src/runtime.ts).
+      NODE_OPTIONS: PRODUCTION_NODE_OPTIONS,
       ...v.env
     })
     launched.children.push(child)

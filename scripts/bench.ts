@@ -12,7 +12,8 @@
  *   webdis           Webdis (C, 2 threads) against the same master: GET, GET 10k keys, PUT
  *
  * All gateways run in front of one real Sentinel topology (1 master, 2 replicas, 3 sentinels),
- * LOG_LEVEL=warn, EVENT_LOOP_MAX_DELAY_MS=0; only the target being measured gets load. "GET 10k keys":
+ * LOG_LEVEL=warn, EVENT_LOOP_MAX_DELAY_MS=0, NODE_OPTIONS as in the Dockerfile (src/runtime.ts); only
+ * the target being measured gets load. "GET 10k keys":
  * a wrk Lua script asks for a uniformly random key among bench-k-0..9999 (100-byte values written
  * straight to the master with one ioredis pipeline, then WAIT for both replicas, before any gateway starts).
  *
@@ -34,6 +35,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PRODUCTION_NODE_OPTIONS } from '../src/runtime.js'
 import { MISSING_BINARIES_MESSAGE, type NodeProc } from '../test/helpers/topology.js'
 import {
   cpuDelta, cpuSeconds, cpuSecondsOf, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, rssSampler, runWrk, say, stopChild
@@ -236,7 +238,7 @@ async function main (): Promise<void> {
       valueBytes: VALUE_BYTES,
       order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round',
       aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max over runs of the largest single process',
-      gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', cpuProf: CPU_PROF_DIR !== undefined, durability: 'replicated (default) and ?durability=none' },
+      gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, cpuProf: CPU_PROF_DIR !== undefined, durability: 'replicated (default) and ?durability=none' },
       gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: (targets.find(t => t.name === g.name)?.ops ?? []).map(o => o.op) }])),
       hotKey: KEY_GET,
       keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },

@@ -5,6 +5,7 @@
  * (`node dist/scripts/config-table.js`) and a test checks that they agree.
  */
 import { isIP } from 'node:net'
+import { getHeapStatistics } from 'node:v8'
 import { EMPTY_NAT_MAP, parseNatMap, type NatMap } from './redis/nat.js'
 import { readPemFile, type TlsSettings, type TlsVariableNames } from './redis/tls.js'
 import { exists as redisCommandExists } from '@ioredis/commands'
@@ -256,6 +257,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   if ((v.RETRY_BASE_DELAY_MS as number) > (v.RETRY_MAX_DELAY_MS as number)) {
     throw new ConfigError('Invalid environment variable RETRY_BASE_DELAY_MS: must not exceed RETRY_MAX_DELAY_MS')
+  }
+  const heapLimit = getHeapStatistics().heap_size_limit
+  if (v.NEAR_CACHE === 'true' && (v.NEAR_CACHE_MAX_BYTES as number) > heapLimit / 4) {
+    warnings.push(`NEAR_CACHE_MAX_BYTES (${v.NEAR_CACHE_MAX_BYTES as number}) is more than a quarter of this process's heap limit (${Math.round(heapLimit / 1048576)} MB): lower it, or raise --max-old-space-size in NODE_OPTIONS`)
   }
   const redisTls = tlsSettings(v, NODE_TLS, warnings)
   const sentinelTls = tlsSettings(v, SENTINEL_TLS, warnings, NODE_TLS)

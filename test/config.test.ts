@@ -2,6 +2,7 @@
  * Configuration: the compiled server refuses a bad environment with one stderr line naming the
  * variable (and never a secret); loadConfig's defaults, warnings and host:port parsing.
  */
+import { getHeapStatistics } from 'node:v8'
 import t from 'tap'
 import { ConfigError, loadConfig, parseHostPorts, VARIABLES } from '../src/config.js'
 import { runServer } from './helpers/gateway.js'
@@ -135,6 +136,16 @@ t.test('loadConfig warns about 1, 2 or 4 sentinels, not about 3 or 5', async t =
     t.match(c.warnings[0] ?? '', String(n), 'and the count')
   }
   for (const n of [3, 5]) t.same(loadConfig({ REDIS_SENTINELS: list(n) }).warnings, [], `${n} sentinels: no warning`)
+})
+
+t.test('a near-cache bound above a quarter of the heap limit is a warning; the near-cache switch', async t => {
+  const limit = getHeapStatistics().heap_size_limit
+  const big = loadConfig({ REDIS_SENTINELS: SENTINELS, NEAR_CACHE_MAX_BYTES: String(Math.min(4 * 1024 ** 3, Math.ceil(limit / 4) + 1)) })
+  t.equal(big.warnings.length, 1)
+  t.match(big.warnings[0] ?? '', /NEAR_CACHE_MAX_BYTES .*heap limit/)
+  t.same(loadConfig({ REDIS_SENTINELS: SENTINELS }).nearCache, { maxBytes: 33554432, maxValueBytes: 65536 }, 'on by default')
+  t.equal(loadConfig({ REDIS_SENTINELS: SENTINELS, NEAR_CACHE: 'false', NEAR_CACHE_MAX_BYTES: String(4 * 1024 ** 3) }).nearCache, undefined, 'NEAR_CACHE=false: off, and no warning about its bound')
+  t.same(loadConfig({ REDIS_SENTINELS: SENTINELS, NEAR_CACHE: 'false', NEAR_CACHE_MAX_BYTES: String(4 * 1024 ** 3) }).warnings, [])
 })
 
 t.test('parseHostPorts reads host:port lists, IPv6 in brackets', async t => {

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { PRODUCTION_NODE_OPTIONS } from '../src/runtime.js'
 
 /** Project root, whether this file runs from test/ (tap) or dist/test/. */
 const root = (() => {
@@ -107,6 +108,7 @@ t.test('runtime stage: non-root, configured through env, health-checked, runs no
   t.equal(env.get('NODE_ENV'), 'production')
   t.equal(env.get('PORT'), '3000')
   t.equal(env.get('HOST'), '0.0.0.0')
+  t.equal(env.get('NODE_OPTIONS'), PRODUCTION_NODE_OPTIONS, 'the heap flags the benchmark measures (src/runtime.ts)')
   t.ok(all(runtime, 'EXPOSE').some(i => i.args.split(/\s+/).includes('3000')), 'EXPOSE 3000')
 
   const hc = all(runtime, 'HEALTHCHECK')
