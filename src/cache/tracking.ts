@@ -105,6 +105,7 @@ class TrackedReplica {
     }, () => { /* the connection dropped: 'close' flushes */ })
   }
 
+  /** Stops tracking this replica. The caller flushes the cache (the topology changed). */
   close (): void {
     this.closed = true
     for (const l of this.listeners) {
@@ -115,7 +116,7 @@ class TrackedReplica {
     }
     this.sub.removeAllListeners('close')
     closeClient(this.sub)
-    this.lost('invalidation-connection')
+    this.lost()
   }
 
   private async subscribe (): Promise<void> {
@@ -145,13 +146,16 @@ class TrackedReplica {
     })
   }
 
-  /** The invalidation connection is gone: nothing filled through it can be trusted any more. */
-  private lost (reason: FlushReason): void {
+  /**
+   * The invalidation connection is gone: nothing filled through it can be trusted any more
+   * (flushed with `reason`, when given and anything could have been filled).
+   */
+  private lost (reason?: FlushReason): void {
     const had = this.redirectId !== null
     this.redirectId = null
     this.tracked = new WeakMap()
     this.awaitingPong = false
-    if (had) this.owner.cache.flush(reason)
+    if (had && reason !== undefined) this.owner.cache.flush(reason)
   }
 }
 
@@ -180,8 +184,10 @@ export class InvalidationTracker implements Owner {
   follow (s: TopologySnapshot): void {
     const readable = s.replicas.filter(r => r.healthy)
     const signature = [s.master === null ? '-' : nodeKey(s.master), s.configEpoch, ...readable.map(r => r.key).sort()].join(' ')
+    let flushed = false
+    const flush = (): void => { if (!flushed) { this.cache.flush('topology'); flushed = true } }
     if (signature !== this.signature) {
-      if (this.signature !== '') this.cache.flush('topology')
+      if (this.signature !== '') flush()
       this.signature = signature
     }
     const keep = new Set<string>()
@@ -191,10 +197,10 @@ export class InvalidationTracker implements Owner {
       keep.add(r.key)
       const t = this.replicas.get(r.key)
       if (t?.pool === pool) continue
-      t?.close()
+      if (t !== undefined) { t.close(); flush() }
       this.replicas.set(r.key, new TrackedReplica(r.key, pool, this))
     }
-    for (const [k, t] of this.replicas) if (!keep.has(k)) { t.close(); this.replicas.delete(k) }
+    for (const [k, t] of this.replicas) if (!keep.has(k)) { t.close(); flush(); this.replicas.delete(k) }
   }
 
   close (): void {
