@@ -9,7 +9,6 @@ import { InvalidationTracker } from './cache/tracking.js'
 import type { Config } from './config.js'
 import { KvService, type ReadCache } from './kv.js'
 import { Connections, nodeKey } from './redis/connections.js'
-import { PUT_SCRIPT } from './redis/scripts.js'
 import { ReadRouter } from './routing.js'
 import { Sentinels } from './sentinel/sentinels.js'
 import { Topology } from './topology.js'
@@ -32,7 +31,6 @@ export function createServices (config: Config, log: Logger): Services {
     db: config.db,
     connectTimeoutMs: config.connectTimeoutMs,
     name: 'skv-gateway',
-    scripts: { kvput: { numberOfKeys: 1, lua: PUT_SCRIPT } },
     ...(config.redisTls !== undefined ? { tls: config.redisTls } : {}),
     // Node addresses come from the sentinels: translate them (REDIS_NAT_MAP) when connecting.
     natMap: config.natMap

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { PUT_SCRIPT } from '../src/redis/scripts.js'
 import { startInProcess } from './helpers/gateway.js'
+import { commandCalls } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
 const topo = await topologyFor(t)
@@ -57,6 +58,23 @@ t.test('a create-only PUT retried after its first attempt applied recognises its
   t.equal(await run('mine', '1'), 0, 'a retry finding its own bytes answers created')
   t.equal(await run('theirs', '1'), -1, 'a retry finding other bytes is refused')
   t.equal(await c.get('nx:own'), 'mine')
+})
+
+t.test('after SCRIPT FLUSH on the master a PUT is still on both replicas when acknowledged (no EVALSHA resent after WAIT)', async t => {
+  const m = await topo.masterProc()
+  const master = topo.client(m.port)
+  const replicas = topo.redis.filter(p => p.alive && p.port !== m.port).map(p => topo.client(p.port))
+  t.teardown(async () => { for (const c of [master, ...replicas]) await c.quit().catch(() => {}) })
+  t.equal((await put('dur:flush', 'before')).status, 201)
+  const evalsha0 = await commandCalls(master, 'evalsha')
+  for (let i = 0; i < 20; i++) {
+    await master.call('SCRIPT', 'FLUSH')
+    const r = await put('dur:flush', `after-${i}`)
+    t.equal(r.status, 200, `PUT ${i} after SCRIPT FLUSH`)
+    t.equal((await r.json() as { replicas: number }).replicas, 2)
+    for (const c of replicas) t.equal(await c.get('dur:flush'), `after-${i}`, 'the replica has it once acknowledged')
+  }
+  t.equal(await commandCalls(master, 'evalsha'), evalsha0, 'writes send the script text (EVAL), never EVALSHA')
 })
 
 t.test('writes wait for a killed replica until the sentinels agree it is down, then succeed', async t => {

@@ -23,8 +23,6 @@ export interface ClientSettings extends ClientAuth {
   db?: number
   /** Name shown by CLIENT LIST on the server. */
   name: string
-  /** Lua commands to define on every node connection (ioredis defineCommand: EVALSHA with fallback). */
-  scripts?: Record<string, { numberOfKeys: number; lua: string }>
   /** TLS for these connections (undefined: plain TCP). */
   tls?: TlsSettings
   /** Announced address → address to dial (REDIS_NAT_MAP); applied here, when connecting. */
@@ -77,6 +75,20 @@ export function closeClient (c: Redis): void {
   stream?.on('error', () => { /* the connection is being dropped on purpose */ })
 }
 
+/**
+ * Runs `send`, which issues commands on `c`, with the socket corked: they leave in one write
+ * (one syscall), as a pipeline would, without building an ioredis Pipeline.
+ */
+export function corked<T> (c: Redis, send: () => T): T {
+  const s = c.stream
+  s.cork()
+  try {
+    return send()
+  } finally {
+    s.uncork()
+  }
+}
+
 /** Raised when no connection of a node's pool is ready. */
 export class NotConnectedError extends Error {
   readonly code = 'ENOTCONNECTED'
@@ -108,7 +120,6 @@ export class NodePool {
     // blocked behind a pipelined WAIT of the writes.
     this.clients = Array.from({ length: size + 1 }, () => {
       const c = new Redis(clientOptions(address, settings))
-      for (const [name, def] of Object.entries(settings.scripts ?? {})) c.defineCommand(name, def)
       c.on('ready', () => { this.everReady = true })
       c.on('error', (err: Error) => {
         // A down node errors on every reconnect attempt: log at most once per 5 s per pool.
