@@ -17,7 +17,7 @@ import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { clientOptions } from '../src/redis/connections.js'
 import { ioredisNatMap, parseNatMap, translate } from '../src/redis/nat.js'
-import { limiterCounts, pollUntil } from './helpers/kv-client.js'
+import { limiterCounts, pollUntil, putThenReadFromReplicas } from './helpers/kv-client.js'
 import { startInProcess, type InProcessGateway } from './helpers/gateway.js'
 import { topologyFor } from './helpers/topology.js'
 
@@ -78,17 +78,7 @@ t.test('sentinels announcing unreachable addresses: no service without the map, 
   const ready = (await pollUntil(15_000, 200, async () => (await fetch(`${gw.url}/readyz`)).status === 200 ? true : undefined)).value
   t.ok(ready, 'with REDIS_NAT_MAP the gateway becomes ready')
   const key = `nat:${process.pid}:${Date.now()}`
-  const put = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: 'translated', headers: { 'content-type': 'application/octet-stream' } })
-  t.equal(put.status, 201, 'PUT works')
-  t.equal((await put.json() as { replicas: number }).replicas, 2, 'both replicas confirmed it')
-  const servedBy: string[] = []
-  for (let i = 0; i < 4; i++) {
-    const got = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`)
-    t.equal(got.status, 200)
-    t.equal(await got.text(), 'translated')
-    servedBy.push(got.headers.get('x-served-by') ?? '')
-  }
-  t.same(servedBy, ['replica', 'replica', 'replica', 'replica'], 'reads are served by the replicas')
+  await putThenReadFromReplicas(t, gw.url, key, 'translated', 'with REDIS_NAT_MAP')
 
   const view = await (await fetch(`${gw.url}/topology`)).json() as { master: { host: string; port: number; confirmed: boolean }; replicas: Array<{ host: string; port: number; healthy: boolean; attached: boolean }> }
   t.match(view.master, { host: ANNOUNCED, port: ports[0], confirmed: true }, '/topology names the master by its announced address')

@@ -16,7 +16,7 @@ import path from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { tlsOptionsFor, tlsOptionsForAnyHost } from '../src/redis/tls.js'
-import { limiterCounts, pollUntil } from './helpers/kv-client.js'
+import { limiterCounts, pollUntil, putThenReadFromReplicas } from './helpers/kv-client.js'
 import { startInProcess, type InProcessGateway } from './helpers/gateway.js'
 import { topologyFor } from './helpers/topology.js'
 import { newClient } from './helpers/topology-procs.js'
@@ -133,17 +133,7 @@ if (!hasOpenssl()) {
     t.ok(ready, 'the TLS gateway becomes ready')
 
     const key = `tls:${process.pid}:${Date.now()}`
-    const put = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: 'over tls', headers: { 'content-type': 'application/octet-stream' } })
-    t.equal(put.status, 201, 'PUT works')
-    t.equal((await put.json() as { replicas: number }).replicas, 2, 'both replicas (replicating over TLS) confirmed it')
-    const servedBy: string[] = []
-    for (let i = 0; i < 4; i++) {
-      const got = await fetch(`${gw.url}/kv/${encodeURIComponent(key)}`)
-      t.equal(got.status, 200)
-      t.equal(await got.text(), 'over tls', 'GET answers the value')
-      servedBy.push(got.headers.get('x-served-by') ?? '')
-    }
-    t.same(servedBy, ['replica', 'replica', 'replica', 'replica'], 'reads are served by the replicas')
+    await putThenReadFromReplicas(t, gw.url, key, 'over tls', 'over TLS (replicas replicating over TLS)')
     const topoView = await (await fetch(`${gw.url}/topology`)).json() as { master: { port: number; confirmed: boolean }; replicas: Array<{ healthy: boolean }>; sentinels: Array<{ reachable: boolean }> }
     t.equal(topoView.master.confirmed, true)
     t.equal(topoView.replicas.filter(r => r.healthy).length, 2, 'two healthy replicas')

@@ -31,6 +31,25 @@ async function loadWithFailover (topo: Topology, atMs: number, load: Promise<voi
   return { startedAt, ...f.value }
 }
 
+/**
+ * After a failover under load: waits until the topology converged, looks up every acknowledged key
+ * on the master, and fills the row's counts. `loadStart`: where the recorder's last-end search starts.
+ */
+async function settleFailover (topo: Topology, rec: Recorder, row: ChaosRow, fo: { startedAt: number }, loadStart: number):
+Promise<{ masterPort: number; missing: string[]; convergedMs: number }> {
+  const loadEnd = rec.lastEnd(loadStart)
+  const tc = Date.now()
+  await topo.waitConverged(60_000)
+  const master = await topo.masterProc()
+  const missing = await missingOn(topo, master.port, rec.acked)
+  row.requests = rec.ops.length
+  row.failures = rec.failed().length
+  row.lostAcknowledgedWrites = missing.length
+  row.longestRequestMs = rec.longest()
+  row.recoveryMs = rec.longestAckGap(fo.startedAt, loadEnd)
+  return { masterPort: master.port, missing, convergedMs: Date.now() - tc }
+}
+
 /** a. SENTINEL FAILOVER while 20 writers PUT new keys through the gateway; every acknowledged key must survive. */
 export async function plannedFailover (topo: Topology, o: FailoverOptions = {}): Promise<ChaosRow> {
   const log = o.log ?? noLog
@@ -56,26 +75,17 @@ export async function plannedFailover (topo: Topology, o: FailoverOptions = {}):
     } finally {
       await gw.close()
     }
-    const loadEnd = rec.lastEnd(t0)
     log(`a: failover :${fo.from} -> :${fo.to} in ${fo.ms} ms; ${rec.ops.length} PUTs, ${rec.acked.length} acknowledged`)
-    const tc = Date.now()
-    await topo.waitConverged(60_000)
-    const master = await topo.masterProc()
-    const missing = await missingOn(topo, master.port, rec.acked)
-    row.requests = rec.ops.length
-    row.failures = rec.failed().length
-    row.lostAcknowledgedWrites = missing.length
-    row.longestRequestMs = rec.longest()
-    row.recoveryMs = rec.longestAckGap(fo.startedAt, loadEnd)
+    const { masterPort, missing, convergedMs } = await settleFailover(topo, rec, row, fo, t0)
     const ackedAfter = rec.ops.filter(x => ok(x) && x.start > fo.startedAt + fo.ms).length
-    row.notes.push(`gateway: failover :${fo.from} -> :${fo.to} took ${fo.ms} ms; converged ${Date.now() - tc} ms after the load; ` +
-      `recovery = longest gap between acknowledged writes after the failover started; keys checked on :${master.port}`,
+    row.notes.push(`gateway: failover :${fo.from} -> :${fo.to} took ${fo.ms} ms; converged ${convergedMs} ms after the load; ` +
+      `recovery = longest gap between acknowledged writes after the failover started; keys checked on :${masterPort}`,
       `gateway /topology from the failover start: ${timeline(changes, fo.startedAt)}`,
       `PUTs acknowledged with 0 replicas (answer "replicas": 0): ${rec.ackedWithoutReplica().length}${rec.ackedWithoutReplica().length > 0 ? ` at ${rec.ackedWithoutReplica().slice(0, 3).map(x => `+${x.end - fo.startedAt}ms`).join(' ')} from the failover start` : ''}`)
-    check(row, 'the master moved', fo.to !== fo.from && master.port === fo.to, `from :${fo.from} to :${fo.to}, sentinels now name :${master.port}`)
+    check(row, 'the master moved', fo.to !== fo.from && masterPort === fo.to, `from :${fo.from} to :${fo.to}, sentinels now name :${masterPort}`)
     check(row, 'writes were acknowledged by the new master after the failover', ackedAfter > 0, `${ackedAfter} acknowledged PUTs started after the switch`)
     check(row, '0 failed PUTs', row.failures === 0, `${rec.summarize(rec.failed())}${row.failures > 0 ? ` (from the failover start: ${rec.describe(rec.failed(), fo.startedAt)})` : ''}`)
-    check(row, '0 acknowledged writes lost', missing.length === 0, `${missing.length} of ${rec.acked.length} missing on :${master.port}${missing.length > 0 ? `, e.g. ${missing.slice(0, 5).join(' ')}` : ''}`)
+    check(row, '0 acknowledged writes lost', missing.length === 0, `${missing.length} of ${rec.acked.length} missing on :${masterPort}${missing.length > 0 ? `, e.g. ${missing.slice(0, 5).join(' ')}` : ''}`)
   })
   if (o.plain !== false) row.comparison = await plainClientFailover(topo, o.plain ?? {}, log)
   await restore(topo, row, log)
@@ -122,18 +132,9 @@ export async function plainClientFailover (topo: Topology, o: { durationMs?: num
     } finally {
       client.disconnect()
     }
-    const loadEnd = rec.lastEnd(fo.startedAt)
-    const tc = Date.now()
-    await topo.waitConverged(60_000)
-    const master = await topo.masterProc()
-    const missing = await missingOn(topo, master.port, rec.acked)
-    row.requests = rec.ops.length
-    row.failures = rec.failed().length
-    row.lostAcknowledgedWrites = missing.length
-    row.longestRequestMs = rec.longest()
-    row.recoveryMs = rec.longestAckGap(fo.startedAt, loadEnd)
-    row.notes.push(`plain client: failover :${fo.from} -> :${fo.to} took ${fo.ms} ms; converged ${Date.now() - tc} ms after the load; ` +
-      `${rec.acked.length} SETs acknowledged, ${missing.length} missing on :${master.port} (reported, not a requirement)`)
+    const { masterPort, missing, convergedMs } = await settleFailover(topo, rec, row, fo, fo.startedAt)
+    row.notes.push(`plain client: failover :${fo.from} -> :${fo.to} took ${fo.ms} ms; converged ${convergedMs} ms after the load; ` +
+      `${rec.acked.length} SETs acknowledged, ${missing.length} missing on :${masterPort} (reported, not a requirement)`)
     log(`a (plain): failover :${fo.from} -> :${fo.to}; ${rec.acked.length} acknowledged, ${missing.length} lost`)
   })
   return row

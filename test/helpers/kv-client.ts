@@ -155,6 +155,24 @@ export async function limiterCounts (url: string, key: string): Promise<boolean>
   return value === true
 }
 
+/**
+ * PUT `value` under `key` through the gateway at `base` (created, confirmed by both replicas), then
+ * 4 GETs: each answers the value, served by a replica. `what` names the setup in the messages.
+ */
+export async function putThenReadFromReplicas (t: Asserter, base: string, key: string, value: string, what: string): Promise<void> {
+  const put = await fetch(`${base}${kvPath(key)}`, { method: 'PUT', body: value, headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(put.status, 201, `${what}: PUT works`)
+  t.equal((await put.json() as { replicas: number }).replicas, 2, `${what}: both replicas confirmed it`)
+  const servedBy: string[] = []
+  for (let i = 0; i < 4; i++) {
+    const got = await fetch(`${base}${kvPath(key)}`)
+    t.equal(got.status, 200, `${what}: GET answers 200`)
+    t.equal(await got.text(), value, `${what}: GET answers the value`)
+    servedBy.push(got.headers.get('x-served-by') ?? '')
+  }
+  t.same(servedBy, ['replica', 'replica', 'replica', 'replica'], `${what}: reads are served by the replicas`)
+}
+
 /** Size of the body slowPut sends. */
 export const SLOW_PUT_BYTES = 4 * 64 * 1024
 
