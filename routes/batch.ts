@@ -81,7 +81,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           authorize(req.principal, 'read', op.key)
           const r = await kv.get(op.key, { consistency: op.consistency ?? 'eventual' })
           if (r.value === null) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key does not exist')
-          return { status: 200, value: r.value.toString(encoding), etag: etagOf(r.value), servedBy: r.servedBy }
+          return { status: 200, value: r.value.toString(encoding), etag: r.etag, servedBy: r.servedBy }
         }
         case 'put': {
           authorize(req.principal, 'write', op.key)

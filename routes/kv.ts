@@ -71,10 +71,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     reply.header('x-served-by', r.servedBy)
     if (r.cache !== undefined) reply.header('x-cache', r.cache)
     if (r.value === null) throw new GatewayError('GW_ERR_KEY_NOT_FOUND', 'the key does not exist')
-    const etag = r.etag ?? etagOf(r.value)
-    reply.header('etag', etag)
+    reply.header('etag', r.etag)
     const inm = req.headers['if-none-match']
-    if (inm !== undefined && matchesAny(inm, etag)) return await reply.code(304).send(null)
+    if (inm !== undefined && matchesAny(inm, r.etag)) return await reply.code(304).send(null)
     if (r.ttlSeconds !== null) reply.header('x-ttl', r.ttlSeconds)
     return await reply.type('application/octet-stream').send(r.value)
   })

@@ -14,7 +14,7 @@ import type { CachedValue, Fill, NearCache } from './cache/near-cache.js'
 import type { InvalidationTracker } from './cache/tracking.js'
 import type { Config, Durability } from './config.js'
 import { GatewayError } from './errors.js'
-import { etagOf } from './etag.js'
+import { readValue, type ReadValue } from './etag.js'
 import { isNodeFault } from './redis/faults.js'
 import { PUT_SCRIPT } from './redis/scripts.js'
 import { corked, nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
@@ -27,13 +27,10 @@ export type Role = 'master' | 'replica'
 export type Condition = 'none' | 'create-only' | 'replace-only' | { etag: string }
 
 export interface ReadOptions { consistency: 'eventual' | 'strong'; syncToken?: number }
-export interface ReadResult {
-  value: Buffer | null
+export type ReadResult = ReadValue & {
   ttlSeconds: number | null
   servedBy: Role
   node: string
-  /** Strong ETag of `value` when already known (near-cache). */
-  etag?: string | null
   /** Near-cache outcome: absent when the cache is off; `bypass` for strong and sync-token reads. */
   cache?: 'hit' | 'miss' | 'bypass'
 }
@@ -72,7 +69,7 @@ export class KvService {
     // that reached this process together with the request is applied first.
     if (cache.has(key)) await new Promise(setImmediate)
     const hit = cache.get(key)
-    if (hit !== undefined) return { value: hit.value, ttlSeconds: null, servedBy: 'replica', node: hit.node, etag: hit.etag, cache: 'hit' }
+    if (hit !== undefined) return { ...hit, ttlSeconds: null, servedBy: 'replica', cache: 'hit' }
     return { ...await this.read(key, opts, true), cache: 'miss' }
   }
 
@@ -242,11 +239,11 @@ export class KvService {
   private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number, fill = false): Promise<ReadResult | null> {
     const node = nodeKey(addr)
     const started = performance.now()
+    let answer: CachedValue | undefined
     const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
       const c = await this.connections.get(addr).acquire(this.config.connectTimeoutMs)
       // Registered before the read is sent: an invalidation overtaking the reply cancels it.
       const pending: Fill | undefined = fill && this.near?.tracker.canFill(node, c) === true ? this.near.cache.begin(key) : undefined
-      let answer: CachedValue | undefined
       try {
         // Two or three commands in one socket write, without the cost of an ioredis Pipeline.
         const res: unknown[] = await corked(c, () => Promise.all([
@@ -255,7 +252,7 @@ export class KvService {
         if (pending !== undefined) {
           const value = res[0] as Buffer | null
           // Keys with a TTL are not cached (their expiry would have to be tracked here too).
-          if (value === null || res[1] === -1) answer = { value, etag: value === null ? null : etagOf(value), node }
+          if (value === null || res[1] === -1) answer = { ...readValue(value), node }
         }
         return res
       } finally {
@@ -268,7 +265,8 @@ export class KvService {
       if (role === 'replica' && !(offset >= syncToken)) return null
     }
     const [value, ttl] = out as [Buffer | null, number]
-    return { value, ttlSeconds: value !== null && ttl >= 0 ? ttl : null, servedBy: role, node }
+    // The ETag computed for the cache entry serves the answer too.
+    return { ...(answer ?? readValue(value)), ttlSeconds: value !== null && ttl >= 0 ? ttl : null, servedBy: role, node }
   }
 }
 

@@ -4,8 +4,9 @@
  */
 import t from 'tap'
 import { NearCache, type CachedValue } from '../src/cache/near-cache.js'
+import { readValue } from '../src/etag.js'
 
-const answer = (s: string | null): CachedValue => ({ value: s === null ? null : Buffer.from(s), etag: null, node: 'n:1' })
+const answer = (s: string | null): CachedValue => ({ ...readValue(s === null ? null : Buffer.from(s)), node: 'n:1' })
 
 t.test('a completed fill is served; counters count hits and misses', async t => {
   const c = new NearCache(1 << 20, 1024)
@@ -85,7 +86,7 @@ t.test('the stored value is a copy, not a view into the reply buffer', async t =
   const c = new NearCache(1 << 20, 1024)
   const chunk = Buffer.from('....value....')
   const view = chunk.subarray(4, 9)
-  c.complete(c.begin('k'), { value: view, etag: null, node: 'n:1' })
+  c.complete(c.begin('k'), { ...readValue(view), node: 'n:1' })
   chunk.fill(0)
   t.equal(c.get('k')?.value?.toString(), 'value')
 })

@@ -12,15 +12,13 @@
  * Pure logic: no I/O, no timers.
  */
 import { LRUCache } from 'lru-cache'
+import type { ReadValue } from '../etag.js'
 
-export interface CachedValue {
-  /** The stored bytes, or null: the key did not exist (a tracked read of a missing key is cached too). */
-  value: Buffer | null
-  /** Strong ETag of `value` (computed once, at fill). */
-  etag: string | null
-  /** Node the value was read from. */
-  node: string
-}
+/**
+ * The bytes and their ETag, or null for both: the key did not exist (a tracked read of a missing key
+ * is cached too); and the node they were read from.
+ */
+export type CachedValue = ReadValue & { node: string }
 
 /** A read in flight whose answer may be stored. */
 export interface Fill {
