@@ -41,6 +41,11 @@ export class GatewayError extends Error {
   }
 }
 
+/** 503: the retry budget ran out before any node could serve `what` (nothing was written). */
+export function unavailable (what: string, cause: unknown): GatewayError {
+  return new GatewayError('GW_ERR_REDIS_UNAVAILABLE', `no Redis node could serve this ${what} within the retry budget`, { cause, retryAfter: 1 })
+}
+
 /** The JSON body of every error answer. */
 export interface ErrorBody { error: { code: string; message: string } }
 

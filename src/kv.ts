@@ -13,7 +13,7 @@ import type { Breakers } from './breakers.js'
 import type { CachedValue, Fill, NearCache } from './cache/near-cache.js'
 import type { InvalidationTracker } from './cache/tracking.js'
 import type { Config, Durability } from './config.js'
-import { GatewayError } from './errors.js'
+import { GatewayError, unavailable } from './errors.js'
 import { readValue, type ReadValue } from './etag.js'
 import { isNodeFault } from './redis/faults.js'
 import { PUT_SCRIPT } from './redis/scripts.js'
@@ -274,8 +274,4 @@ function userError (err: unknown): GatewayError {
   const msg = err instanceof Error ? err.message : String(err)
   if (msg.startsWith('WRONGTYPE')) return new GatewayError('GW_ERR_WRONG_TYPE', 'the key holds a value that is not a string', { cause: err })
   return new GatewayError('GW_ERR_INTERNAL', 'Redis refused the command', { cause: err })
-}
-
-function unavailable (what: string, cause: unknown): GatewayError {
-  return new GatewayError('GW_ERR_REDIS_UNAVAILABLE', `no Redis node could serve this ${what} within the retry budget`, { cause, retryAfter: 1 })
 }

@@ -20,7 +20,7 @@
 import type { ChainableCommander, Redis } from 'ioredis'
 import type { Breakers } from '../breakers.js'
 import type { Config, Durability } from '../config.js'
-import { GatewayError } from '../errors.js'
+import { GatewayError, unavailable } from '../errors.js'
 import type { Role } from '../kv.js'
 import { isNodeFault } from '../redis/faults.js'
 import { nodeKey, type Connections, type NodeAddress } from '../redis/connections.js'
@@ -292,8 +292,4 @@ function outcomeUnknown (cause: unknown): GatewayError {
   return new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
     'the write may have been applied on the master but was not confirmed on the replicas in time: it may or may not persist; it was not repeated (Redis commands need not be idempotent)',
     { cause, retryAfter: 1 })
-}
-
-function unavailable (what: string, cause: unknown): GatewayError {
-  return new GatewayError('GW_ERR_REDIS_UNAVAILABLE', `no Redis node could serve this ${what} within the retry budget`, { cause, retryAfter: 1 })
 }
