@@ -57,6 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         403: errorRef('The token may not read this key'),
         404: errorRef('The key does not exist'),
         409: errorRef('The key holds a non-string Redis value'),
+        413: errorRef('The stored value is larger than KV_MAX_VALUE_BYTES (written around the gateway): it is not sent'),
         ...kvErrors
       }
     }

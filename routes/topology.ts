@@ -1,19 +1,21 @@
 /** /topology, /healthz, /readyz. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { withTimeout } from '../src/redis/faults.js'
 import { errorRef, HealthSchema, unauthorizedRef, TopologySchema } from '../src/schemas.js'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const { topology, breakers, router, connections, near, gatewayConfig: config } = app
+  const { topology, breakers, router, near, gatewayConfig: config } = app
   const cacheOff = { enabled: false, activeReplicas: [], entries: 0, bytes: 0, maxBytes: 0, maxValueBytes: 0, hits: 0, misses: 0, evictions: 0, invalidations: 0, flushes: {} }
 
   app.get('/topology', {
+    // Node addresses are for operators: the ops right (`o`) when tokens are configured.
+    onRequest: app.requireRight('ops'),
     schema: {
       tags: ['operations'],
       summary: 'Current master, replicas (health, lag), sentinels and circuit breakers',
       response: {
         200: { description: 'The gateway\'s current view of the deployment', content: { 'application/json': { schema: TopologySchema } } },
         401: unauthorizedRef('Tokens are configured and none (or an unknown one) was given'),
+        403: errorRef('The token lacks the ops right (`o`)'),
         500: errorRef('Internal error')
       }
     }
@@ -47,7 +49,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const open = { public: true, rateLimit: false as const }
   app.get('/healthz', {
     config: open,
-    schema: { tags: ['operations'], summary: 'The process is up', response: { 200: { description: 'The process is up', content: { 'application/json': { schema: HealthSchema } } } } }
+    schema: { tags: ['operations'], summary: 'The process is up', security: [], response: { 200: { description: 'The process is up', content: { 'application/json': { schema: HealthSchema } } } } }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
@@ -55,22 +57,17 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['operations'],
       summary: 'Ready: a master is known and answers PING',
+      security: [],
       response: {
         200: { description: 'Ready to serve', content: { 'application/json': { schema: HealthSchema } } },
-        503: { description: 'Not ready: no master known yet, or it does not answer PING', content: { 'application/json': { schema: HealthSchema } } }
+        503: { description: 'Not ready: writes cannot be served now (no master confirmed by the sentinels and its own ROLE, a failover holding writes, its breaker open, no ready /kv connection to it, or no PING answer), or the gateway is overloaded. `reason` says which', content: { 'application/json': { schema: HealthSchema } } }
       }
     }
   }, async (_req, reply) => {
-    const s = topology.snapshot
     if (app.hasDecorator('isUnderPressure') && app.isUnderPressure()) return await reply.code(503).send({ status: 'not ready', reason: 'overloaded (event loop lagging)' })
-    if (s.master === null || !s.masterConfirmed) return await reply.code(503).send({ status: 'not ready', reason: 'no master confirmed by the sentinels and its own role yet' })
-    try {
-      const master = s.master
-      await withTimeout('PING', config.commandTimeoutMs, async () => await (await connections.get(master).control(config.connectTimeoutMs)).ping())
-      return { status: 'ready' }
-    } catch {
-      return await reply.code(503).send({ status: 'not ready', reason: 'the master does not answer PING' })
-    }
+    // Ready means writes can be served now (src/topology.ts).
+    const reason = await topology.notWritableReason()
+    return reason === null ? { status: 'ready' } : await reply.code(503).send({ status: 'not ready', reason })
   })
 }
 

@@ -10,15 +10,14 @@
  */
 import type { SwaggerTransform } from '@fastify/swagger'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Principal } from '../src/auth.js'
 import { ERROR_CODES, GatewayError } from '../src/errors.js'
 import { type CommandReply, type CommandsResult, TransactionAbortedError } from '../src/upstash/runner.js'
-import { type Arg, type CommandInfo, CommandRefused, describe, isKnownCommand, routeOf } from '../src/upstash/commands.js'
+import { CommandGate, filterReply } from '../src/security/gate.js'
+import { type Arg, CommandRefused, type Decision, NoPermission, routeOf } from '../src/security/policy.js'
 import { docs, UPSTASH_TAG, UpstashErrorSchema } from '../src/upstash/docs.js'
 import { encodeResult, encodingOf, type JsonValue } from '../src/upstash/encoding.js'
-import { authorizeCommand, NoPermission } from '../src/upstash/policy.js'
 import {
-  firstSegment, parseJsonBody, pathCommand, queryToken, redactToken, syncTokenOf, toCommand, toCommands, UpstashHttpError
+  firstSegment, parseJsonBody, pathCommand, syncTokenOf, toCommand, toCommands, UpstashHttpError
 } from '../src/upstash/protocol.js'
 
 type Entry = { result: JsonValue } | { error: string }
@@ -38,8 +37,11 @@ const documented = (d: { url: string; schema: object }): SwaggerTransform => (({
 }) as unknown as SwaggerTransform
 
 const routes: FastifyPluginAsync = async (app) => {
-  const { kv, auth, gatewayConfig: config } = app
-  const deny = new Set(config.upstashDenyCommands)
+  const { kv, gatewayConfig: config } = app
+  // Every command is decided by the security policy, from the master's own command table.
+  const gate = new CommandGate(config, app.topology, app.connections)
+  // Read the (new) master's table as soon as it is known, so the path form knows its commands.
+  app.topology.on('change', () => { gate.tables.current().catch(() => { /* read again by the next request */ }) })
   // Commands travel inside JSON: leave room for a few full-size values, like POST /kv/_batch.
   const bodyLimit = config.maxValueBytes * 4 + 65_536
 
@@ -58,18 +60,21 @@ const routes: FastifyPluginAsync = async (app) => {
         const handlers = new Map<string, RouteHandle>()
         return { get: (v: string) => handlers.get(v) ?? null, set: (v: string, h: RouteHandle) => { handlers.set(v, h) } }
       },
-      deriveConstraint: (req: { url?: string }) => isKnownCommand(firstSegment(req.url ?? '')) ? 'yes' : 'no'
+      deriveConstraint: (req: { url?: string }) => gate.isCommand(firstSegment(req.url ?? '')) ? 'yes' : 'no'
     })
   }
 
-  // Our own authentication (the routes are `public` for the global hook): Upstash error shape,
-  // and the token may also come as ?_token= (then redacted from the URL that gets logged).
-  app.addHook('onRequest', async (req) => {
-    const q = queryToken(req.raw.url ?? '')
-    if (q !== undefined) req.raw.url = redactToken(req.raw.url ?? '')
-    req.principal = req.headers.authorization === undefined && q !== undefined && !auth.open
-      ? auth.lookup(q)
-      : auth.authenticate(req.headers.authorization)
+  // Our own authentication (the routes are `public` for the global hook), so that errors answer in
+  // the Upstash shape; the token may also come as ?_token= (every spelling of it is redacted from
+  // logged URLs, src/logger.ts). Same choke point as every route: 401s counted per address.
+  app.addHook('onRequest', (req, _reply, done) => {
+    try {
+      req.principal = app.authenticateRequest(req, true)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
   })
 
   app.setErrorHandler(async (err: FastifyError | Error, req, reply) => {
@@ -97,20 +102,12 @@ const routes: FastifyPluginAsync = async (app) => {
   app.post('/*', { ...options(docs.pathPost), ...pathForm }, async (req, reply) =>
     await single(req, reply, pathCommand(req.url, Buffer.isBuffer(req.body) ? req.body : undefined)))
 
-  /** Checks a command against the deny lists and the token. */
-  function check (p: Principal, cmd: Arg[]): CommandInfo {
-    const [name, ...args] = cmd
-    const info = describe(String(name), args, deny)
-    authorizeCommand(p, info)
-    return info
-  }
-
   async function single (req: FastifyRequest, reply: FastifyReply, cmd: Arg[]): Promise<Entry> {
-    const info = check(req.principal, cmd)
-    const r = await run(req, reply, [cmd], [info], false)
+    const [decision] = await gate.check(req.principal, [cmd], false) as Decision[]
+    const r = await run(req, reply, [cmd], [decision!], false)
     const [err, value] = r.replies[0]!
     if (err !== null) throw new UpstashHttpError(400, err.message)
-    return { result: encodeResult(value, encodingOf(req.headers['upstash-encoding'])) }
+    return { result: encodeResult(filterReply(decision!.filter, value), encodingOf(req.headers['upstash-encoding'])) }
   }
 
   /**
@@ -118,18 +115,11 @@ const routes: FastifyPluginAsync = async (app) => {
    * error and are not sent; the others run in one round trip. A transaction is refused as a whole.
    */
   async function several (req: FastifyRequest, reply: FastifyReply, cmds: Arg[][], transaction: boolean): Promise<Entry[]> {
-    const checked = cmds.map(cmd => {
-      try {
-        return check(req.principal, cmd)
-      } catch (err) {
-        if (transaction || !(err instanceof CommandRefused || err instanceof NoPermission)) throw err
-        return err
-      }
-    })
+    const checked = await gate.check(req.principal, cmds, !transaction)
     const runnable = checked.flatMap((c, i) => c instanceof Error ? [] : [i])
     let replies: CommandReply[] = []
     if (runnable.length > 0) {
-      const r = await run(req, reply, runnable.map(i => cmds[i]!), runnable.map(i => checked[i] as CommandInfo), transaction)
+      const r = await run(req, reply, runnable.map(i => cmds[i]!), runnable.map(i => checked[i] as Decision), transaction)
       replies = r.replies
     } else {
       const token = syncTokenOf(req.headers['upstash-sync-token'])
@@ -140,17 +130,18 @@ const routes: FastifyPluginAsync = async (app) => {
     return checked.map((c): Entry => {
       if (c instanceof Error) return { error: c.message }
       const [err, value] = replies[next++]!
-      return err !== null ? { error: err.message } : { result: encodeResult(value, enc) }
+      return err !== null ? { error: err.message } : { result: encodeResult(filterReply(c.filter, value), enc) }
     })
   }
 
-  async function run (req: FastifyRequest, reply: FastifyReply, cmds: Arg[][], infos: CommandInfo[], transaction: boolean): Promise<CommandsResult> {
+  async function run (req: FastifyRequest, reply: FastifyReply, cmds: Arg[][], infos: Decision[], transaction: boolean): Promise<CommandsResult> {
     const route = routeOf(infos)
     const token = syncTokenOf(req.headers['upstash-sync-token'])
-    const r = await kv.commands(cmds.map(([name, ...args]) => [String(name), ...args]), {
+    // The name sent is the one the policy decided on (the server's own, lower-case), never the client's spelling.
+    const r = await kv.commands(cmds.map(([, ...args], i) => [infos[i]!.name, ...args]), {
       route: transaction && route === 'replica' ? 'master' : route,
       transaction,
-      readOnly: infos.map(i => !i.writes),
+      readOnly: infos.map(i => i.readOnly),
       ...(token === undefined ? {} : { syncToken: token })
     })
     reply.header('x-served-by', r.servedBy)

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process'
 import { startTopology } from '../test/helpers/topology.js'
-import { serverPath } from '../test/helpers/gateway.js'
+import { gatewayEnv, serverPath } from '../test/helpers/gateway.js'
 
 const port = process.env.PORT ?? '3000'
 const say = (line: string): void => { process.stdout.write(`${line}\n`) }
@@ -13,8 +13,8 @@ const topo = await startTopology({ log: l => say(`[topology] ${l}`) })
 const gateway = spawn(process.execPath, [serverPath()], {
   env: {
     ...process.env,
-    REDIS_SENTINELS: topo.sentinelList,
-    REDIS_MASTER_NAME: topo.masterName,
+    // The sentinels, and the Redis ACL users every node of the topology has (data and control).
+    ...Object.fromEntries(Object.entries(gatewayEnv(topo)).filter(([k]) => k.startsWith('REDIS_') && k !== 'REDIS_REFRESH_INTERVAL_MS')),
     PORT: port,
     HOST: process.env.HOST ?? '127.0.0.1',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn'

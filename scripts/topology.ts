@@ -103,7 +103,12 @@ async function up(): Promise<void> {
   writeFileSync(stateFile, JSON.stringify(state, null, 2))
 
   const out: string[] = [`REDIS_SENTINELS=${topo.sentinelList}`, `REDIS_MASTER_NAME=${topo.masterName}`]
-  if (topo.password !== undefined) out.push(`REDIS_PASSWORD=${topo.password}`)
+  if (topo.acl !== undefined) {
+    // Every node has the gateway's Redis ACL users (README, "Redis ACL: the second wall").
+    out.push(`REDIS_USERNAME=${topo.acl.data.username}`, `REDIS_PASSWORD=${topo.acl.data.password}`,
+      `REDIS_CONTROL_USERNAME=${topo.acl.control.username}`, `REDIS_CONTROL_PASSWORD=${topo.acl.control.password}`)
+    if (topo.password !== undefined) out.push(`# default user (sentinels, replication): ${topo.password}`)
+  } else if (topo.password !== undefined) out.push(`REDIS_PASSWORD=${topo.password}`)
   if (topo.sentinelPassword !== undefined) out.push(`REDIS_SENTINEL_PASSWORD=${topo.sentinelPassword}`)
   topo.redis.forEach((p, i) => out.push(`# redis    ${i === 0 ? 'master ' : 'replica'} 127.0.0.1:${p.port} pid ${p.pid} dir ${p.dir}`))
   topo.sentinels.forEach((p) => out.push(`# sentinel         127.0.0.1:${p.port} pid ${p.pid} dir ${p.dir}`))

@@ -15,10 +15,11 @@ import topologyRoutes from '../routes/topology.js'
 import { Auth, loadTokens } from './auth.js'
 import type { Config } from './config.js'
 import { errorBody, GatewayError } from './errors.js'
-import { loggerOptions } from './logger.js'
+import { loggerOptions, redactUrl } from './logger.js'
 import { Metrics } from './metrics.js'
 import authPlugin from './plugins/auth.js'
 import corsPlugin from './plugins/cors.js'
+import crossSitePlugin from './plugins/cross-site.js'
 import docsPlugin from './plugins/docs.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import securityPlugin from './plugins/security.js'
@@ -43,9 +44,42 @@ const FASTIFY_CODES: Record<string, string> = {
 class OneLinePerRequest extends LogController {
   override incomingRequest (): void {}
   override requestCompleted (error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    const line = { method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
     if (error != null) req.log.error({ ...line, err: error }, 'request failed')
     else req.log.info(line, 'request')
+  }
+
+  // Only Fastify's default 404 handler calls this (ours replaces it): still, never the raw URL.
+  override routeNotFound (req: FastifyRequest): void {
+    req.log.info(`Route ${req.method}:${redactUrl(req.url)} not found`)
+  }
+}
+
+/**
+ * TRUST_PROXY as Fastify's option. A hop count becomes a function trusting the first `hops` hops
+ * (socket peer first, as Express does): Fastify 5 ignores a number (it trusts no hop at all).
+ */
+export function trustProxyOption (trust: false | number | string[]): boolean | string[] | ((addr: string, hop: number) => boolean) {
+  if (typeof trust !== 'number') return trust
+  return (_addr, hop) => hop < trust
+}
+
+/** How a client authenticates, as the OpenAPI document states it. */
+const SECURITY_SCHEMES = {
+  bearer: {
+    type: 'http' as const,
+    scheme: 'bearer',
+    description: 'A token of AUTH_TOKENS / AUTH_TOKENS_FILE. Its rights decide what it may do: `r` read, `w` write, ' +
+      '`x` scripts, `p` publish, `o` operations (/topology, /metrics), and an optional key prefix limits it to keys ' +
+      '(and channels) starting with it. Missing or unknown: 401; a right or key it lacks: 403; after AUTH_FAILURES_MAX ' +
+      '401s from one address: 429. With no token configured the gateway is open (`r` and `w`, /topology and /metrics ' +
+      'open too) and needs no Authorization header.'
+  },
+  upstashQueryToken: {
+    type: 'apiKey' as const,
+    in: 'query' as const,
+    name: '_token',
+    description: 'The Upstash-compatible routes also take the token as `?_token=` (as Upstash does): same token, same rights and budget.'
   }
 }
 
@@ -61,6 +95,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     requestTimeout: config.requestTimeoutMs,
     logger: loggerOptions(config.logLevel),
     logController: new OneLinePerRequest(),
+    // When X-Forwarded-For names the client (rate limits, 401 limits): TRUST_PROXY.
+    trustProxy: trustProxyOption(config.trustProxy),
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // Keys are validated by our own byte limit (400), not cut by the router (404).
@@ -155,7 +191,10 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
         description: 'HTTP key/value gateway in front of a Redis Sentinel deployment: writes go to the master and are acknowledged once the replicas that could be promoted have them; reads are spread over healthy replicas.'
       },
       servers: [{ url: 'http://localhost:3000', description: 'A gateway running locally (PORT defaults to 3000)' }],
-      tags: [{ name: 'kv', description: 'Key/value operations' }, { name: 'operations', description: 'Topology and health' }]
+      tags: [{ name: 'kv', description: 'Key/value operations' }, { name: 'operations', description: 'Topology and health' }],
+      components: { securitySchemes: SECURITY_SCHEMES },
+      // Every route needs a token once AUTH_TOKENS is set; the public ones say `security: []`.
+      security: [{ bearer: [] }]
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
@@ -172,7 +211,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   }
   await app.register(securityPlugin)
   await app.register(corsPlugin, { origins: config.corsOrigins })
-  await app.register(authPlugin, { auth })
+  await app.register(crossSitePlugin, { origins: config.corsOrigins })
+  await app.register(authPlugin, { auth, failures: config.authFailures, onBlocked: () => metrics.rateLimited.inc() })
   await app.register(rateLimitPlugin, { config, onRejected: () => metrics.rateLimited.inc() })
   if (opts.offline !== true) await app.register(docsPlugin)
   await app.register(kvRoutes)

@@ -1,5 +1,8 @@
 /**
- * Bearer tokens with rights (read, write) and an optional key-prefix scope.
+ * Bearer tokens with explicit rights and an optional key-prefix scope.
+ *   r read, w write, x scripts (EVAL/EVALSHA/FCALL and their _RO forms; never with a prefix),
+ *   p publish/subscribe (a prefixed token: only channels inside its prefix), o operations
+ *   (/topology, /metrics). The file form names them: ["read","write","script","pubsub","ops"].
  * Tokens are compared in constant time: every configured token is compared on every request
  * (as SHA-256 digests of equal length), so timing tells neither which token nor how much matched.
  */
@@ -7,8 +10,13 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './config.js'
 import { GatewayError } from './errors.js'
+import { isReservedKey, RESERVED_KEY_PREFIX } from './security/reserved.js'
 
-export type Right = 'read' | 'write'
+export type Right = 'read' | 'write' | 'script' | 'pubsub' | 'ops'
+
+/** Rights letters of AUTH_TOKENS and the names of the file form. */
+export const RIGHT_LETTERS: Readonly<Record<string, Right>> = { r: 'read', w: 'write', x: 'script', p: 'pubsub', o: 'ops' }
+const RIGHT_NAMES: ReadonlySet<string> = new Set(Object.values(RIGHT_LETTERS))
 
 export interface Principal {
   /** Shown in logs instead of the token. */
@@ -20,19 +28,23 @@ export interface Principal {
 
 interface TokenEntry extends Principal { digest: Buffer }
 
-/** The principal of an open gateway (no token configured). */
+/** The principal of an open gateway (no token configured): read and write only (no scripts, pub/sub or operations). */
 export const OPEN_ACCESS: Principal = { name: 'anonymous', rights: new Set(['read', 'write']), prefix: '' }
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
 
-function parseRights (raw: unknown, where: string): Set<Right> {
-  const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? [...raw].map(c => c === 'r' ? 'read' : c === 'w' ? 'write' : c) : []
+function parseRights (raw: unknown, where: string, prefix: string): Set<Right> {
+  const list: unknown[] = Array.isArray(raw) ? raw : typeof raw === 'string' ? [...raw].map(c => RIGHT_LETTERS[c] ?? c) : []
   const rights = new Set<Right>()
   for (const r of list) {
-    if (r !== 'read' && r !== 'write') throw new ConfigError(`Invalid ${where}: rights must be r, w or rw (["read","write"] in the file)`)
-    rights.add(r)
+    if (typeof r !== 'string' || !RIGHT_NAMES.has(r)) {
+      throw new ConfigError(`Invalid ${where}: rights are letters of rwxpo (["read","write","script","pubsub","ops"] in the file)`)
+    }
+    rights.add(r as Right)
   }
   if (rights.size === 0) throw new ConfigError(`Invalid ${where}: a token needs at least one right`)
+  // A script may touch any key: a token limited to a prefix can never have x.
+  if (prefix !== '' && rights.has('script')) throw new ConfigError(`Invalid ${where}: the script right (x) cannot be given to a token limited to a key prefix`)
   return rights
 }
 
@@ -47,7 +59,7 @@ export function loadTokens (env: string | undefined, file: string | undefined): 
     const prefix = second < 0 ? '' : item.slice(second + 1)
     const where = `environment variable AUTH_TOKENS (entry ${i + 1})`
     if (token.length < 8) throw new ConfigError(`Invalid ${where}: a token must be at least 8 characters`)
-    out.push({ name: `token-${i + 1}`, rights: parseRights(rights, where), prefix, digest: digest(token) })
+    out.push({ name: `token-${i + 1}`, rights: parseRights(rights, where, prefix), prefix, digest: digest(token) })
   }
   if (file !== undefined) {
     let list: unknown
@@ -63,7 +75,7 @@ export function loadTokens (env: string | undefined, file: string | undefined): 
       if (e.prefix !== undefined && typeof e.prefix !== 'string') throw new ConfigError(`Invalid ${where}: "prefix" must be a string`)
       out.push({
         name: typeof e.name === 'string' ? e.name : `file-${i + 1}`,
-        rights: parseRights(e.rights, where),
+        rights: parseRights(e.rights, where, e.prefix ?? ''),
         prefix: e.prefix ?? '',
         digest: digest(e.token)
       })
@@ -75,6 +87,20 @@ export function loadTokens (env: string | undefined, file: string | undefined): 
 /** The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive), or null. */
 export function bearerToken (header: string | undefined): string | null {
   return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? null
+}
+
+/** The query parameter that may carry a token on the Upstash routes (`?_token=`, as Upstash's REST API). */
+export const QUERY_TOKEN_PARAM = '_token'
+
+/**
+ * The token of the `_token` query parameter of a raw request URL, or null. The name is compared
+ * after decoding it the way URLSearchParams does (`%5Ftoken` and `_tok%65n` are `_token` too, so
+ * the log redaction in src/logger.ts must, and does, cover those spellings); the first one wins.
+ */
+export function queryToken (rawUrl: string): string | null {
+  const q = rawUrl.indexOf('?')
+  if (q < 0) return null
+  return new URLSearchParams(rawUrl.slice(q + 1)).get(QUERY_TOKEN_PARAM)
 }
 
 export class Auth {
@@ -103,9 +129,15 @@ export class Auth {
   }
 }
 
-/** Throws 403 unless `p` has `right` on `key` (or, without a key, on anything at all). */
+/**
+ * Throws 403 unless `p` has `right` on `key` (or, without a key, on anything at all). Keys under
+ * the gateway's reserved prefix are out of reach for every token.
+ */
 export function authorize (p: Principal, right: Right, key?: string): void {
   if (!p.rights.has(right)) throw new GatewayError('GW_ERR_FORBIDDEN', `this token has no ${right} right`)
+  if (key !== undefined && isReservedKey(key)) {
+    throw new GatewayError('GW_ERR_FORBIDDEN', `keys starting with "${RESERVED_KEY_PREFIX}" are reserved for the gateway`)
+  }
   if (key !== undefined && !key.startsWith(p.prefix)) {
     throw new GatewayError('GW_ERR_FORBIDDEN', `this token may only use keys starting with "${p.prefix}"`)
   }

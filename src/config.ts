@@ -8,7 +8,6 @@ import { isIP } from 'node:net'
 import { getHeapStatistics } from 'node:v8'
 import { EMPTY_NAT_MAP, parseNatMap, type NatMap } from './redis/nat.js'
 import { readPemFile, type TlsSettings, type TlsVariableNames } from './redis/tls.js'
-import { exists as redisCommandExists } from '@ioredis/commands'
 
 export type ReadStrategy = 'round-robin' | 'random' | 'least-latency'
 export type Durability = 'replicated' | 'none'
@@ -33,15 +32,14 @@ const int = (min: number, max: number): Kind => ({ type: 'int', min, max })
 const bool: Kind = { type: 'enum', values: ['true', 'false'] }
 const MAX_INT = 2 ** 31 - 1
 
-/** Commands the Upstash-compatible endpoint refuses unless UPSTASH_DENY_COMMANDS says otherwise. */
-const DEFAULT_UPSTASH_DENY = 'ACL,BGREWRITEAOF,BGSAVE,CLUSTER,CONFIG,DEBUG,FAILOVER,FLUSHALL,FLUSHDB,FUNCTION,INFO,KEYS,LATENCY,MIGRATE,MODULE,MOVE,PFDEBUG,PFSELFTEST,REPLICAOF,ROLE,SAVE,SCRIPT,SHUTDOWN,SLAVEOF,SLOWLOG,SWAPDB'
-
 /** The one table of every variable: name, type, default and what it does. */
 export const VARIABLES = [
   { env: 'REDIS_SENTINELS', kind: { type: 'sentinels' }, required: true, doc: 'Comma-separated sentinel addresses `host:port,host:port,...` (use 3 or more, an odd number). The master and replicas are discovered through them.' },
   { env: 'REDIS_MASTER_NAME', kind: { type: 'string' }, default: 'mymaster', doc: 'Name of the master set monitored by the sentinels.' },
   { env: 'REDIS_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the Redis nodes (optional).' },
   { env: 'REDIS_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the Redis nodes (never logged or shown).' },
+  { env: 'REDIS_CONTROL_USERNAME', kind: { type: 'string' }, doc: 'ACL username of the gateway\'s control connections (ROLE, INFO, WAIT, CLIENT TRACKING, SCRIPT KILL, COMMAND); the connections that run client commands use REDIS_USERNAME, a user Redis ACL keeps away from `@admin`/`@dangerous` commands and reserved channels (see the README\'s security section). Unset: REDIS_USERNAME for both, and a warning at start.' },
+  { env: 'REDIS_CONTROL_PASSWORD', kind: { type: 'secret' }, doc: 'Password of REDIS_CONTROL_USERNAME (never logged or shown).' },
   { env: 'REDIS_SENTINEL_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the sentinels (optional).' },
   { env: 'REDIS_SENTINEL_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the sentinels (never logged or shown).' },
   { env: 'REDIS_TLS', kind: bool, default: 'false', doc: 'Connect to the Redis nodes over TLS (`true`/`false`). Each server certificate is verified against the CA and against the host of the node actually connected to (as the sentinels report it, after REDIS_NAT_MAP).' },
@@ -59,7 +57,7 @@ export const VARIABLES = [
   { env: 'REDIS_READ_STRATEGY', kind: { type: 'enum', values: ['round-robin', 'random', 'least-latency'] }, default: 'round-robin', doc: 'How reads are spread over healthy replicas.' },
   { env: 'REDIS_CONNECT_TIMEOUT_MS', kind: int(50, 60_000), default: '2000', doc: 'Timeout to open a connection to a node or sentinel.' },
   { env: 'REDIS_COMMAND_TIMEOUT_MS', kind: int(10, 60_000), default: '1000', doc: 'Timeout of one Redis call (a node that takes longer counts as failing).' },
-  { env: 'REDIS_POOL_SIZE', kind: int(1, 64), default: '2', doc: 'Connections per Redis node.' },
+  { env: 'REDIS_POOL_SIZE', kind: int(1, 64), default: '2', doc: 'Connections per Redis node for /kv reads and writes, and as many again for the command endpoint (opened on first use); each node also has one control connection.' },
   { env: 'REDIS_REFRESH_INTERVAL_MS', kind: int(100, 60_000), default: '1000', doc: 'Periodic topology refresh through the sentinels (safety net besides sentinel events); also how often replica lag is read.' },
   { env: 'REDIS_WAIT_TIMEOUT_MS', kind: int(10, 60_000), default: '500', doc: 'How long one write attempt waits (`WAIT`) for the replicas to confirm it.' },
   { env: 'WRITE_DURABILITY', kind: { type: 'enum', values: ['replicated', 'none'] }, default: 'replicated', doc: 'Default write acknowledgement: `replicated` (on the master and every replica that could be promoted) or `none` (master only; may be lost in a failover). Per request: `?durability=`.' },
@@ -73,8 +71,11 @@ export const VARIABLES = [
   { env: 'BREAKER_ROLLING_WINDOW_MS', kind: int(100, 600_000), default: '10000', doc: 'Circuit breaker: length of the rolling statistics window.' },
   { env: 'KV_MAX_KEY_BYTES', kind: int(1, 65_536), default: '1024', doc: 'Longest key, in bytes after URL decoding.' },
   { env: 'KV_MAX_VALUE_BYTES', kind: int(1, 512 * 1024 * 1024), default: '1048576', doc: 'Largest value (request body) in bytes; larger gets 413.' },
-  { env: 'AUTH_TOKENS', kind: { type: 'secret' }, doc: 'Bearer tokens, comma-separated `token:rights[:prefix]` with rights `r`, `w` or `rw`, e.g. `t0k3n:rw,r3ad:r:session:`. Unset (and no file): the gateway runs open and says so at start.' },
-  { env: 'AUTH_TOKENS_FILE', kind: { type: 'string' }, doc: 'Path of a JSON file `[{"name":"web","token":"...","rights":["read","write"],"prefix":"session:"}]`, read at start (adds to AUTH_TOKENS).' },
+  { env: 'AUTH_TOKENS', kind: { type: 'secret' }, doc: 'Bearer tokens, comma-separated `token:rights[:prefix]`; rights are letters: `r` read, `w` write, `x` scripts (never with a prefix), `p` publish/subscribe, `o` operations (/topology, /metrics), e.g. `t0k3n:rwo,r3ad:r,s3ss:rw:session:`. Unset (and no file): the gateway runs open (`r` and `w` only) and says so at start.' },
+  { env: 'AUTH_TOKENS_FILE', kind: { type: 'string' }, doc: 'Path of a JSON file `[{"name":"web","token":"...","rights":["read","write"],"prefix":"session:"}]` (rights: `read`, `write`, `script`, `pubsub`, `ops`), read at start (adds to AUTH_TOKENS). The name is what logs and rate-limit counters show.' },
+  { env: 'AUTH_FAILURES_MAX', kind: int(0, MAX_INT), default: '30', doc: 'Answers 401 allowed per client address per AUTH_FAILURES_WINDOW_MS; past it the address gets 429 until the window ends (counted in each process). 0 disables.' },
+  { env: 'AUTH_FAILURES_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Window of AUTH_FAILURES_MAX.' },
+  { env: 'TRUST_PROXY', kind: { type: 'string' }, default: '', doc: 'When `X-Forwarded-For` names the client (rate limits, 401 limits, logs): empty (never), a number of proxy hops (e.g. `1`), or comma-separated addresses/CIDRs of trusted proxies (e.g. `10.0.0.0/8,127.0.0.1`).' },
   { env: 'CORS_ORIGINS', kind: { type: 'string' }, default: '', doc: 'Origins browsers may call from, comma-separated (e.g. `https://app.example.com`), or `*`. Empty: no CORS headers (browsers on other origins are blocked).' },
   { env: 'RATE_LIMIT_MAX', kind: int(0, MAX_INT), default: '0', doc: 'Requests per window per token (per client IP when anonymous); 0 disables rate limiting. Counters live on the Redis master, shared by every gateway process.' },
   { env: 'RATE_LIMIT_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Rate limit window.' },
@@ -82,8 +83,10 @@ export const VARIABLES = [
   { env: 'NEAR_CACHE_MAX_BYTES', kind: int(1024, 4 * 1024 * 1024 * 1024), default: '33554432', doc: 'Memory bound of the near-cache (keys, values and per-entry overhead), least recently used evicted first.' },
   { env: 'NEAR_CACHE_MAX_VALUE_BYTES', kind: int(0, 512 * 1024 * 1024), default: '65536', doc: 'Values larger than this are not cached.' },
   { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
-  { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: DEFAULT_UPSTASH_DENY, doc: 'Redis commands the Upstash-compatible endpoint refuses, comma-separated (replaces the default list; `none` refuses none of these). Commands that would break the shared connections (SELECT, MULTI, SUBSCRIBE, CLIENT, WAIT, blocking commands...) are always refused.' },
+  { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: '', doc: 'More Redis commands the Upstash-compatible endpoint refuses, comma-separated (e.g. `KEYS,OBJECT`). It can only remove: what the allowlist refuses (see the README\'s security section) stays refused.' },
   { env: 'UPSTASH_MAX_COMMANDS', kind: int(1, 100_000), default: '1000', doc: 'Most commands in one Upstash `POST /pipeline` or `POST /multi-exec`.' },
+  { env: 'UPSTASH_MAX_REPLY_BYTES', kind: int(1024, 512 * 1024 * 1024), default: '16777216', doc: 'Largest Redis reply the Upstash endpoint passes on; a larger one answers an error (its connection is closed while it arrives, so it never fills memory).' },
+  { env: 'UPSTASH_MAX_REPLY_DEPTH', kind: int(2, 1000), default: '32', doc: 'Deepest nesting of a Redis reply (arrays in arrays, e.g. returned by a script) the Upstash endpoint passes on; a deeper one answers an error.' },
   { env: 'REQUEST_TIMEOUT_MS', kind: int(0, 600_000), default: '30000', doc: 'Node HTTP server request timeout (whole request received within this); 0 disables.' },
   { env: 'EVENT_LOOP_MAX_DELAY_MS', kind: int(0, 60_000), default: '1000', doc: 'Load shedding: while the event loop lags more than this, requests get 503 with Retry-After instead of queueing, and /readyz answers 503. 0 disables.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', kind: int(100, 600_000), default: '10000', doc: 'On SIGTERM/SIGINT: longest wait for in-flight requests before the process exits anyway (exit code 1).' },
@@ -98,6 +101,9 @@ export interface Config {
   masterName: string
   redisUsername?: string
   redisPassword?: string
+  /** Credentials of the control connections (REDIS_CONTROL_*); unset: the data credentials. */
+  controlUsername?: string
+  controlPassword?: string
   sentinelUsername?: string
   sentinelPassword?: string
   /** TLS to the nodes (REDIS_TLS=true), files already read. */
@@ -123,6 +129,10 @@ export interface Config {
   maxValueBytes: number
   authTokens?: string
   authTokensFile?: string
+  /** 401 answers per client address and window (0: unlimited). */
+  authFailures: { max: number; windowMs: number }
+  /** TRUST_PROXY as Fastify's trustProxy option: false, a hop count, or addresses/CIDRs. */
+  trustProxy: false | number | string[]
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   batchMaxOps: number
@@ -131,6 +141,8 @@ export interface Config {
   /** Lower-case Redis command names the Upstash endpoint refuses (UPSTASH_DENY_COMMANDS). */
   upstashDenyCommands: string[]
   upstashMaxCommands: number
+  upstashMaxReplyBytes: number
+  upstashMaxReplyDepth: number
   requestTimeoutMs: number
   eventLoopMaxDelayMs: number
   shutdownTimeoutMs: number
@@ -269,6 +281,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     masterName: v.REDIS_MASTER_NAME as string,
     redisUsername: v.REDIS_USERNAME as string | undefined,
     redisPassword: v.REDIS_PASSWORD as string | undefined,
+    controlUsername: v.REDIS_CONTROL_USERNAME as string | undefined,
+    controlPassword: v.REDIS_CONTROL_PASSWORD as string | undefined,
     sentinelUsername: v.REDIS_SENTINEL_USERNAME as string | undefined,
     sentinelPassword: v.REDIS_SENTINEL_PASSWORD as string | undefined,
     ...(redisTls !== undefined ? { redisTls } : {}),
@@ -296,12 +310,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     maxValueBytes: v.KV_MAX_VALUE_BYTES as number,
     authTokens: v.AUTH_TOKENS as string | undefined,
     authTokensFile: v.AUTH_TOKENS_FILE as string | undefined,
+    authFailures: { max: v.AUTH_FAILURES_MAX as number, windowMs: v.AUTH_FAILURES_WINDOW_MS as number },
+    trustProxy: parseTrustProxy(v.TRUST_PROXY as string),
     corsOrigins: (v.CORS_ORIGINS as string).split(',').map(o => o.trim()).filter(Boolean),
     rateLimit: { max: v.RATE_LIMIT_MAX as number, windowMs: v.RATE_LIMIT_WINDOW_MS as number },
     batchMaxOps: v.BATCH_MAX_OPS as number,
     ...(v.NEAR_CACHE === 'true' ? { nearCache: { maxBytes: v.NEAR_CACHE_MAX_BYTES as number, maxValueBytes: v.NEAR_CACHE_MAX_VALUE_BYTES as number } } : {}),
     upstashDenyCommands: parseCommandList('UPSTASH_DENY_COMMANDS', v.UPSTASH_DENY_COMMANDS as string),
     upstashMaxCommands: v.UPSTASH_MAX_COMMANDS as number,
+    upstashMaxReplyBytes: v.UPSTASH_MAX_REPLY_BYTES as number,
+    upstashMaxReplyDepth: v.UPSTASH_MAX_REPLY_DEPTH as number,
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
     eventLoopMaxDelayMs: v.EVENT_LOOP_MAX_DELAY_MS as number,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS as number,
@@ -313,14 +331,38 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 }
 
-/** `GET,set, Hgetall` -> ['get', 'set', 'hgetall'] (every name must be a Redis command); `none` -> []. */
+/**
+ * `GET,set, Hgetall` -> ['get', 'set', 'hgetall']; `none` -> []. Names are only checked for their
+ * shape: what a command is, the server's own command table says (a newer server has more).
+ */
 export function parseCommandList (env: string, raw: string): string[] {
   const names = raw.split(',').map(s => s.trim().toLowerCase()).filter(Boolean)
   if (names.length === 1 && names[0] === 'none') return []
   for (const name of names) {
-    if (!redisCommandExists(name)) throw new ConfigError(`Invalid environment variable ${env}: "${name}" is not a Redis command (or use none)`)
+    if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(name)) throw new ConfigError(`Invalid environment variable ${env}: "${name}" is not a command name (or use none)`)
   }
   return [...new Set(names)]
+}
+
+/** TRUST_PROXY: '' -> false; `2` -> 2 hops; `10.0.0.0/8, 127.0.0.1` -> addresses and CIDRs. */
+export function parseTrustProxy (raw: string): false | number | string[] {
+  const value = raw.trim()
+  if (value === '' || value === 'false') return false
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    if (hops < 1 || hops > 32) throw new ConfigError(`Invalid environment variable TRUST_PROXY: a hop count must be between 1 and 32 (got "${raw}")`)
+    return hops
+  }
+  const list = value.split(',').map(s => s.trim()).filter(Boolean)
+  for (const item of list) {
+    const [addr, bits, extra] = item.split('/')
+    const family = isIP(addr ?? '')
+    const maxBits = family === 6 ? 128 : 32
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new ConfigError(`Invalid environment variable TRUST_PROXY: "${item}" is not an address or CIDR; expected a hop count or addresses/CIDRs`)
+    }
+  }
+  return list
 }
 
 /** The README configuration table, generated from VARIABLES. */

@@ -60,8 +60,19 @@ export class KvService {
     private readonly connections: Connections, private readonly breakers: Breakers,
     private readonly router: ReadRouter, private readonly near?: ReadCache) {}
 
-  /** GET: a replica by the read strategy, else (or on its failure) the master. */
+  /**
+   * GET: a replica by the read strategy, else (or on its failure) the master. A value larger than
+   * KV_MAX_VALUE_BYTES (written around the gateway) is refused (413), never sent.
+   */
   async get (key: string, opts: ReadOptions): Promise<ReadResult> {
+    const r = await this.getAny(key, opts)
+    if (r.value !== null && r.value.length > this.config.maxValueBytes) {
+      throw new GatewayError('GW_ERR_VALUE_TOO_LARGE', `the stored value is ${r.value.length} bytes, larger than KV_MAX_VALUE_BYTES (${this.config.maxValueBytes}): it is not sent`)
+    }
+    return r
+  }
+
+  private async getAny (key: string, opts: ReadOptions): Promise<ReadResult> {
     if (this.near === undefined) return await this.read(key, opts, false)
     if (opts.consistency !== 'eventual' || opts.syncToken !== undefined) return { ...await this.read(key, opts, false), cache: 'bypass' }
     const cache = this.near.cache

@@ -8,6 +8,7 @@ import { NearCache } from './cache/near-cache.js'
 import { InvalidationTracker } from './cache/tracking.js'
 import type { Config } from './config.js'
 import { KvService, type ReadCache } from './kv.js'
+import { controlAuth } from './redis/control-auth.js'
 import { Connections, nodeKey } from './redis/connections.js'
 import { ReadRouter } from './routing.js'
 import { Sentinels } from './sentinel/sentinels.js'
@@ -25,9 +26,15 @@ export interface Services {
 }
 
 export function createServices (config: Config, log: Logger): Services {
+  const control = controlAuth(config)
+  if (config.controlUsername === undefined) {
+    log.warn('REDIS_CONTROL_USERNAME is not set: the connections that run client commands log in as the same Redis user as the control connections, so Redis ACL is not a second wall behind the gateway\'s own checks (see the README, "Redis ACL: the second wall")')
+  }
   const connections = new Connections(config.poolSize, {
     username: config.redisUsername,
     password: config.redisPassword,
+    ...(control === undefined ? {} : { control }),
+    commandReplyBytes: config.upstashMaxReplyBytes,
     db: config.db,
     connectTimeoutMs: config.connectTimeoutMs,
     name: 'skv-gateway',

@@ -11,6 +11,7 @@ import type { Breakers } from './breakers.js'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
+import { withTimeout } from './redis/faults.js'
 import { parseReplicationInfo, type ReplicationInfo } from './redis/parse.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
@@ -144,6 +145,28 @@ export class Topology extends EventEmitter {
       }
       this.requestRefresh()
       await this.changedOrTimeout(Math.min(left, FAST_REFRESH_MS))
+    }
+  }
+
+  /**
+   * Why a write cannot be served now (for /readyz), or null when it can: a master confirmed by the
+   * sentinels and by its own role, not held by a failover, its breaker closed, a /kv connection to
+   * it ready (the control connection alone says nothing about the pool writes use), and its
+   * control connection answering PING within REDIS_COMMAND_TIMEOUT_MS.
+   */
+  async notWritableReason (): Promise<string | null> {
+    const s = this.state
+    if (s.master === null || !s.masterConfirmed) return 'no master confirmed by the sentinels and its own role yet'
+    if (this.holdingWrites()) return 'a failover is in progress'
+    const node = nodeKey(s.master)
+    if (this.breakers.isOpen(node)) return 'the master\'s circuit breaker is open'
+    const pool = this.connections.existing(s.master)
+    if (pool === undefined || !pool.ready) return 'no ready connection to the master for writes'
+    try {
+      await withTimeout('PING', this.config.commandTimeoutMs, async () => await (await pool.control(this.config.connectTimeoutMs)).ping())
+      return null
+    } catch {
+      return 'the master does not answer PING'
     }
   }
 

@@ -2,6 +2,8 @@
  * Bearer-token authentication and authorization, end to end against one real Sentinel topology:
  * 401 (with the Bearer challenge) for a missing/unknown token, 403 for a read-only token writing
  * and for a prefix-scoped token outside its prefix (single-key routes and each batch operation),
+ * /topology and /metrics only with the ops right `o` (finding 15: they answered any token; an
+ * open gateway keeps them open),
  * data unchanged on the master after every refusal, the open routes, the open (tokenless) mode and
  * its one warning line, bad token configuration stopping the process with one line that never
  * shows the token, and no token ever written to the log.
@@ -27,7 +29,8 @@ const P = `auth:${RUN}:`
 const TOKENS = {
   rw: `rw-${randomBytes(12).toString('hex')}`,
   ro: `ro-${randomBytes(12).toString('hex')}`,
-  session: `se-${randomBytes(12).toString('hex')}`
+  session: `se-${randomBytes(12).toString('hex')}`,
+  ops: `op-${randomBytes(12).toString('hex')}`
 }
 const SESSION = 'session:'
 
@@ -37,7 +40,8 @@ const tokensFile = path.join(tmp, 'tokens.json')
 writeFileSync(tokensFile, JSON.stringify([
   { name: 'admin', token: TOKENS.rw, rights: ['read', 'write'] },
   { name: 'reader', token: TOKENS.ro, rights: ['read'] },
-  { name: 'web', token: TOKENS.session, rights: ['read', 'write'], prefix: SESSION }
+  { name: 'web', token: TOKENS.session, rights: ['read', 'write'], prefix: SESSION },
+  { name: 'ops', token: TOKENS.ops, rights: ['ops'] }
 ]))
 
 /** The bytes the master holds under `key` (null when absent). */
@@ -76,17 +80,20 @@ function assert401 (t: Test, r: Answer, what: string): void {
 }
 
 const variants: Array<[string, Record<string, string>]> = [
-  ['AUTH_TOKENS', { AUTH_TOKENS: `${TOKENS.rw}:rw,${TOKENS.ro}:r,${TOKENS.session}:rw:${SESSION}` }],
+  ['AUTH_TOKENS', { AUTH_TOKENS: `${TOKENS.rw}:rw,${TOKENS.ro}:r,${TOKENS.session}:rw:${SESSION},${TOKENS.ops}:o` }],
   ['AUTH_TOKENS_FILE', { AUTH_TOKENS_FILE: tokensFile }]
 ]
+/** These tests answer about 30 401s per gateway on purpose: the 401 limit has its own test (test/security/edge-abuse.test.ts). */
+const NO_401_LIMIT = { AUTH_FAILURES_MAX: '0' }
 
 for (const [variant, env] of variants) {
   t.test(`tokens from ${variant}`, async t => {
-    const gw = await startInProcess(t, topo, { ...NO_SHEDDING, ...env })
+    const gw = await startInProcess(t, topo, { ...NO_SHEDDING, ...NO_401_LIMIT, ...env })
     const anon = new AuthClient(gw.url, undefined)
     const rw = new AuthClient(gw.url, `Bearer ${TOKENS.rw}`)
     const ro = new AuthClient(gw.url, `Bearer ${TOKENS.ro}`)
     const sess = new AuthClient(gw.url, `Bearer ${TOKENS.session}`)
+    const ops = new AuthClient(gw.url, `Bearer ${TOKENS.ops}`)
     const V = `${P}${variant}:`
     const plain = `${V}plain` // outside the session prefix
     const inSession = `${SESSION}${V}in`
@@ -142,9 +149,6 @@ for (const [variant, env] of variants) {
       t.equal((await onMaster(plain))?.toString(), 'original', 'the value on the master is unchanged')
       t.equal(await onMaster(`${V}ro-new`), null, 'no key was created by the PUT')
       t.equal(await onMaster(`${V}ro-batch-new`), null, 'no key was created by the batch')
-      const topoAnswer = await ro.request('GET', '/topology')
-      t.equal(topoAnswer.status, 200, '/topology with the read-only token')
-      t.equal((topoAnswer.json as { masterName?: string }).masterName, topo.masterName)
     })
 
     t.test(`token scoped to "${SESSION}": its keys only`, async t => {
@@ -211,8 +215,26 @@ for (const [variant, env] of variants) {
       t.equal(docs.status, 200, '/docs without a token (after redirects)')
       t.match(docs.headers.get('content-type') ?? '', /text\/html/, '/docs is an HTML page')
       t.equal((await anon.request('GET', '/docs/json')).status, 200, '/docs/json (the document swagger-ui loads) without a token')
-      t.equal((await ro.request('GET', '/topology')).status, 200, '/topology with a token')
       assert401(t, await anon.request('GET', '/topology'), '/topology without a token')
+    })
+
+    t.test('/topology and /metrics need the ops right (o); the ops token has nothing else', async t => {
+      for (const [who, c] of [['read-only', ro], ['read-write', rw], [`scoped to ${SESSION}`, sess]] as const) {
+        for (const p of ['/topology', '/metrics']) {
+          const r = await c.request('GET', p)
+          assertError(t, r, 403, 'GW_ERR_FORBIDDEN', `${p} with the ${who} token`)
+          t.notOk(r.text.includes(`${topo.redis[0]!.port}`), `${p} with the ${who} token: no node address in the answer`)
+        }
+      }
+      const view = await ops.request('GET', '/topology')
+      t.equal(view.status, 200, '/topology with the ops token')
+      t.equal((view.json as { masterName?: string }).masterName, topo.masterName, 'the topology view')
+      const metrics = await ops.request('GET', '/metrics')
+      t.equal(metrics.status, 200, '/metrics with the ops token')
+      t.match(metrics.text, /^skv_http_requests_total\{/m, 'the Prometheus text')
+      assertError(t, await ops.get(plain), 403, 'GW_ERR_FORBIDDEN', 'the ops token cannot read')
+      assertError(t, await ops.put(plain, 'ops'), 403, 'GW_ERR_FORBIDDEN', 'the ops token cannot write')
+      t.equal((await onMaster(plain))?.toString(), 'original', 'the value on the master is unchanged')
     })
   })
 }
@@ -242,7 +264,7 @@ t.test('bad token configuration: exit non-zero with one line naming the variable
   writeFileSync(badFile, JSON.stringify([{ token: secret, rights: ['read', 'delete'] }]))
   const cases: Array<{ what: string; env: Record<string, string>; secrets: string[]; variable: RegExp }> = [
     { what: 'a 5-character token', env: { AUTH_TOKENS: 'sh0rt:rw' }, secrets: ['sh0rt'], variable: /\bAUTH_TOKENS\b/ },
-    { what: 'rights x', env: { AUTH_TOKENS: `${secret}:x` }, secrets: [secret], variable: /\bAUTH_TOKENS\b/ },
+    { what: 'rights q', env: { AUTH_TOKENS: `${secret}:rwq` }, secrets: [secret], variable: /\bAUTH_TOKENS\b/ },
     { what: 'a bad second entry after a good one', env: { AUTH_TOKENS: `${good}:rw,${secret}:q` }, secrets: [good, secret], variable: /\bAUTH_TOKENS\b/ },
     { what: 'a bad right in AUTH_TOKENS_FILE', env: { AUTH_TOKENS_FILE: badFile }, secrets: [secret], variable: /\bAUTH_TOKENS_FILE\b/ }
   ]

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig, VARIABLES } from '../src/config.js'
+import { CONTROL_USER, controlUserRules, DATA_USER, dataUserRules } from '../src/security/acl.js'
 
 interface Service {
   image?: string
@@ -85,6 +86,32 @@ t.test('the redis nodes: one master, two replicas of it, every node announcing i
   }
 })
 
+/** Each `--user <name> <rules...>` of a redis command: name -> rules. */
+function aclUsers (cmd: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  cmd.forEach((a, i) => {
+    if (a !== '--user') return
+    const rest = cmd.slice(i + 1)
+    const end = rest.findIndex(x => x.startsWith('--'))
+    const [name, ...rules] = end === -1 ? rest : rest.slice(0, end)
+    out.set(name!, rules)
+  })
+  return out
+}
+
+t.test('every redis node creates the gateway\'s ACL users with the rules of src/security/acl.ts', async t => {
+  for (const name of REDIS) {
+    const users = aclUsers(args(services[name]!))
+    for (const [user, rules] of [[DATA_USER, dataUserRules()], [CONTROL_USER, controlUserRules()]] as const) {
+      const got = users.get(user) ?? []
+      t.same(got.slice(0, 2), ['reset', 'on'], `${name}: ${user} starts from reset, enabled`)
+      t.match(got[2] ?? '', /^>.+/, `${name}: ${user} has a password`)
+      t.same(got.slice(3), rules, `${name}: ${user} has exactly the rules of src/security/acl.ts`)
+    }
+    t.ok(flag(args(services[name]!), 'requirepass')?.[0], `${name}: the default user (sentinels, replication) has a password`)
+  }
+})
+
 t.test('the sentinels: monitor the master by name, resolve and announce host names, quorum 2 of 3', async t => {
   const master = env(services['gateway-1']!).REDIS_MASTER_NAME
   const password = flag(args(services['redis-master']!), 'requirepass')?.[0]
@@ -152,7 +179,11 @@ t.test('the gateways\' environment: only variables of the config module, and a c
     const sentinels = e.REDIS_SENTINELS?.split(',') ?? []
     t.same(sentinels, SENTINELS.map(s => `${s}:26379`), `${name}: REDIS_SENTINELS lists the 3 sentinel services`)
     t.ok(Number(e.RATE_LIMIT_MAX) > 0, `${name}: rate limiting is on (RATE_LIMIT_MAX=${e.RATE_LIMIT_MAX}), its counters shared in Redis`)
-    t.equal(e.REDIS_PASSWORD, flag(args(services['redis-master']!), 'requirepass')?.[0], `${name}: REDIS_PASSWORD is the nodes' password`)
+    const users = aclUsers(args(services['redis-master']!))
+    t.equal(e.REDIS_USERNAME, DATA_USER, `${name}: client commands as the data user`)
+    t.equal(e.REDIS_PASSWORD, users.get(DATA_USER)?.[2]?.slice(1), `${name}: REDIS_PASSWORD is the data user's password`)
+    t.equal(e.REDIS_CONTROL_USERNAME, CONTROL_USER, `${name}: its own checks as the control user`)
+    t.equal(e.REDIS_CONTROL_PASSWORD, users.get(CONTROL_USER)?.[2]?.slice(1), `${name}: REDIS_CONTROL_PASSWORD is the control user's password`)
     let config: ReturnType<typeof loadConfig> | undefined
     t.doesNotThrow(() => { config = loadConfig(e) }, `${name}: loadConfig accepts the environment`)
     t.same(config?.sentinels, SENTINELS.map(host => ({ host, port: 26379 })))

@@ -320,10 +320,13 @@ t.test('real answers match the document', async (t) => {
     const mc = topo.client(master.port)
     try {
       await mc.hset('openapi-hash', 'f', 'v')
+      // A value larger than KV_MAX_VALUE_BYTES (1024 here), written around the gateway.
+      await mc.set('openapi-big', 'x'.repeat(2048))
     } finally {
       await mc.quit()
     }
     await c.check(t, await req('GET', '/kv/openapi-hash?consistency=strong'), K, 'get', { status: 409 })
+    await c.check(t, await req('GET', '/kv/openapi-big?consistency=strong'), K, 'get', { status: 413 })
     await c.check(t, await req('PUT', '/kv/openapi-hash', { body: 'x' }), K, 'put', { status: 409 })
     // DELETE 204 then 404; GET 404
     await c.check(t, await req('DELETE', key), K, 'delete', { status: 204, headers: ['x-sync-token'] })
@@ -353,6 +356,9 @@ t.test('real answers match the document', async (t) => {
     }
     await c.check(t, await sreq('GET', '/topology'), '/topology', 'get', { status: 401, headers: ['www-authenticate'] })
     await c.check(t, await sreq('GET', '/metrics'), '/metrics', 'get', { status: 401, headers: ['www-authenticate'] })
+    // A token without the ops right (o): 403 on the operations routes.
+    await c.check(t, await sreq('GET', '/topology', { authorization: 'Bearer openapi-rw-token' }), '/topology', 'get', { status: 403 })
+    await c.check(t, await sreq('GET', '/metrics', { authorization: 'Bearer openapi-rw-token' }), '/metrics', 'get', { status: 403 })
     await c.check(t, await req('GET', '/metrics'), '/metrics', 'get', { status: 200 })
     await c.check(t, await fetch(`${secured.url}${B}`, { method: 'POST', headers: json, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 401, headers: ['www-authenticate'] })
     // Upstash-compatible routes: {"result": ...} / {"error": "..."} (a write answers upstash-sync-token)

@@ -1,16 +1,19 @@
 /**
  * Rate limiting across gateway processes, against one real Sentinel topology: two gateway
  * processes share one budget per token (counters on the Redis master), another token has its own
- * budget, anonymous clients are limited per client IP (127.0.0.1 vs 127.0.0.2), 429 answers carry
- * Retry-After, RateLimit-* and the error shape, and the limiter fails open:
- *  - store error: the token's counter key on the master is made a hash, so the limiter's INCR
- *    fails (WRONGTYPE) on every request: requests are still served;
+ * budget, `?_token=` and the Authorization header share the token's budget (finding 12), anonymous
+ * clients are limited per client IP (127.0.0.1 vs 127.0.0.2), 429 answers carry Retry-After,
+ * RateLimit-* and the error shape. The counters (finding 8) live under the reserved prefix
+ * `__skv:ratelimit:`, named by the token's name, never by token material; what an attacker could
+ * plant in one (a non-integer, another type, a huge count without TTL) neither makes the limiter
+ * fail open nor locks the token out past one window. The limiter fails open only when its store
+ * is unreachable:
  *  - store unreachable: the master is SIGKILLed and 12 requests (> RATE_LIMIT_MAX) with a fresh
  *    token go out at once: none is a 429 or a 500 (200 from a replica, or 503 from the KV path
  *    during the failover); then the node is restarted, the topology converges and the limiter
  *    counts again on the new master.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { startProcess, type GatewayProcess } from './helpers/gateway.js'
 import { httpRequest, leakIn } from './helpers/edge-http.js'
@@ -20,7 +23,7 @@ import { topologyFor } from './helpers/topology.js'
 const MAX = 10
 // Long enough that a sequence of requests never straddles two windows, even on a loaded machine.
 const WINDOW_MS = 30_000
-const NAMESPACE = 'skv-gateway-ratelimit:'
+const NAMESPACE = '__skv:ratelimit:'
 /** Load shedding off: on a loaded CI machine a CPU-starved test process would answer 503 (overloaded), which is not what this file tests. */
 const NO_SHEDDING = { EVENT_LOOP_MAX_DELAY_MS: '0' }
 /** A gateway process starts in about 1.5 s; allow for a heavily loaded machine. */
@@ -28,7 +31,9 @@ const READY_MS = 40_000
 const topo = await topologyFor(t)
 const P = `rl:${process.pid}:${Date.now()}:`
 const tok = (name: string): string => `${name}-${randomBytes(10).toString('hex')}`
-const T = { a: tok('alpha'), b: tok('bravo'), broken: tok('broken'), outage: tok('outage'), after: tok('after'), probe: tok('probe') }
+const T = { a: tok('alpha'), b: tok('bravo'), broken: tok('broken'), outage: tok('outage'), after: tok('after'), probe: tok('probe'), query: tok('query'), locked: tok('locked') }
+/** The names the gateway gives AUTH_TOKENS entries, in order: token-1, token-2... */
+const NAME = Object.fromEntries(Object.keys(T).map((k, i) => [k, `token-${i + 1}`])) as Record<keyof typeof T, string>
 const limits = { ...NO_SHEDDING, RATE_LIMIT_MAX: String(MAX), RATE_LIMIT_WINDOW_MS: String(WINDOW_MS) }
 const env = { ...limits, LOG_LEVEL: 'warn', AUTH_TOKENS: Object.values(T).map(x => `${x}:rw`).join(',') }
 const [gwA, gwB] = await Promise.all([startProcess(t, topo, env, READY_MS), startProcess(t, topo, env, READY_MS)]) as [GatewayProcess, GatewayProcess]
@@ -95,30 +100,64 @@ t.test('anonymous clients (no tokens configured): limited per client IP', async 
   t.same(lines, [], 'no error logged')
 })
 
-t.test('fail open on a store error: the counter cannot be incremented, requests are served', async t => {
+t.test('the counters: under the reserved prefix, named by the token\'s name, no token material', async t => {
   const master = topo.client((await topo.masterProc()).port)
   t.teardown(async () => { await master.quit() })
-  const counters = async (): Promise<string[]> => (await master.scan('0', 'MATCH', `${NAMESPACE}*`, 'COUNT', 10_000))[1]
-  const before = await counters()
-  t.ok(before.length >= 3, `the counters live on the master (${before.length} keys under ${NAMESPACE})`)
-  t.equal((await get(A, T.broken)).status, 200, 'a first request creates the token\'s counter')
-  const created = (await counters()).filter(k => !before.includes(k))
-  t.equal(created.length, 1, 'exactly one new counter: the token\'s')
-  const key = created[0]!
-  t.equal(await master.get(key), '1', 'it counts 1')
-  await master.del(key)
-  await master.hset(key, 'not', 'a counter')
-  await master.pexpire(key, 60_000)
-  const statuses: number[] = []
-  for (let i = 0; i < MAX + 5; i++) {
-    const r = await get(i % 2 === 0 ? A : B, T.broken)
-    statuses.push(r.status)
-    if (i === 0) t.comment(`headers while failing open: ratelimit-limit=${r.headers.get('ratelimit-limit')} ratelimit-remaining=${r.headers.get('ratelimit-remaining')} ratelimit-reset=${r.headers.get('ratelimit-reset')}`)
+  const keys = (await master.scan('0', 'MATCH', '*ratelimit*', 'COUNT', 100_000))[1]
+  t.ok(keys.includes(`${NAMESPACE}token:${NAME.a}`), `token a counts under ${NAMESPACE}token:${NAME.a} (keys: ${keys.join(', ')})`)
+  t.ok(keys.every(k => k.startsWith(NAMESPACE)), 'every counter is under the reserved prefix')
+  for (const token of Object.values(T)) {
+    const digest = createHash('sha256').update(token).digest('hex')
+    const material = [token, digest.slice(0, 24), digest.slice(0, 12), token.slice(-20)]
+    t.notOk(keys.some(k => material.some(m => k.includes(m))), `no counter name holds the token or its hash (${token.slice(0, 6)}...)`)
   }
-  t.same(statuses, Array(MAX + 5).fill(200), `15 requests over the limit, all served (got ${statuses.join(',')})`)
-  t.equal(await master.type(key), 'hash', 'the store key is still the hash (nothing overwrote it)')
-  await master.del(key)
-  t.equal((await get(A, T.broken)).headers.get('ratelimit-remaining'), String(MAX - 1), 'once the key is usable again the limiter counts again')
+  const ttl = await master.pttl(`${NAMESPACE}token:${NAME.a}`)
+  t.ok(ttl > 0 && ttl <= WINDOW_MS, `the counter expires with the window (PTTL ${ttl})`)
+})
+
+t.test('?_token= and the Authorization header share the token\'s budget', async t => {
+  const statuses: number[] = []
+  for (let i = 0; i < MAX + 2; i++) {
+    const r = i % 2 === 0
+      ? await A.request('GET', `/get/${encodeURIComponent(KEY)}?_token=${T.query}`)
+      : await B.request('GET', `/get/${encodeURIComponent(KEY)}`, { headers: { authorization: `Bearer ${T.query}` } })
+    statuses.push(r.status)
+  }
+  t.same(statuses, [...Array(MAX).fill(200), 429, 429], `query and header alternating over both processes: 10 served then 429 (got ${statuses.join(',')})`)
+  t.equal((await get(A, T.query)).status, 429, 'the /kv route with the header is limited too')
+})
+
+t.test('a planted counter cannot make the limiter fail open, nor lock the token out', async t => {
+  const master = topo.client((await topo.masterProc()).port)
+  t.teardown(async () => { await master.quit() })
+  const key = `${NAMESPACE}token:${NAME.broken}`
+  t.equal((await get(A, T.broken)).status, 200, 'a first request creates the token\'s counter')
+  t.equal(await master.get(key), '1', `it counts 1 under ${key}`)
+  const plants: Array<[string, () => Promise<unknown>]> = [
+    ['a non-integer', async () => await master.set(key, 'not a number')],
+    ['a float', async () => await master.set(key, '1.5', 'PX', 60_000)],
+    ['a hash', async () => { await master.del(key); await master.hset(key, 'not', 'a counter') }],
+    ['an integer at the edge of overflow', async () => await master.set(key, '9223372036854775807')]
+  ]
+  for (const [what, plant] of plants) {
+    await plant()
+    const statuses: number[] = []
+    for (let i = 0; i < MAX + 3; i++) statuses.push((await get(i % 2 === 0 ? A : B, T.broken)).status)
+    t.same(statuses, [...Array(MAX).fill(200), 429, 429, 429], `${what} in the counter: a new window, 10 served then 429, not fail open (got ${statuses.join(',')})`)
+    t.equal(await master.type(key), 'string', `${what}: the counter is a counter again`)
+    await master.del(key)
+  }
+  // Lock-out attempt: a count far over the limit, without TTL (it would refuse the token forever).
+  const locked = `${NAMESPACE}token:${NAME.locked}`
+  await master.set(locked, '1000000')
+  const r = await get(A, T.locked)
+  assert429(t, r, 'a planted count over the limit')
+  const ttl = await master.pttl(locked)
+  t.ok(ttl > 0 && ttl <= WINDOW_MS, `the planted counter now ends with the window (PTTL ${ttl} ms, was none)`)
+  await master.set(locked, '1000000', 'PX', 10 * WINDOW_MS)
+  t.equal((await get(B, T.locked)).status, 429, 'a TTL longer than the window...')
+  const clamped = await master.pttl(locked)
+  t.ok(clamped > 0 && clamped <= WINDOW_MS, `...is cut back to the window (PTTL ${clamped} ms)`)
 })
 
 t.test('fail open while the master is down, then counts again on the new master', async t => {
@@ -148,17 +187,25 @@ t.test('fail open while the master is down, then counts again on the new master'
   await topo.waitConverged(40_000)
   t.not((await topo.masterProc()).port, old.port, 'the restarted node is a replica')
   // The limiter's own connection follows the sentinels to the new master: counting resumes.
-  for (const [name, gw] of [['A', A], ['B', B]] as const) {
+  for (const [name, gw, proc] of [['A', A, gwA], ['B', B, gwB]] as const) {
     const counted = await pollUntil(20_000, 200, async () => {
-      // 200 with a count, or 429 (remaining 0): either way the limiter counted.
+      // 200 with a count, or 429 (remaining 0): either way the limiter counted. While it still fails
+      // open it answers RateLimit-Remaining = MAX (nothing counted): not yet.
       const r = await gw.get(KEY, '', { authorization: `Bearer ${T.probe}` })
-      return /^\d+$/.test(r.headers.get('ratelimit-remaining') ?? '') ? true : undefined
+      const left = r.headers.get('ratelimit-remaining') ?? ''
+      return /^\d+$/.test(left) && Number(left) < MAX ? true : undefined
     })
-    t.ok(counted.value, `${name}: the limiter counts again after the failover (${counted.ms} ms)`)
+    const why = counted.value === true ? '' : `; its warnings: ${proc.output().split('\n').filter(l => l.includes('rate limiter')).slice(-3).join(' | ')}`
+    t.ok(counted.value, `${name}: the limiter counts again after the failover (${counted.ms} ms${why})`)
   }
   const after: number[] = []
-  for (let i = 0; i < MAX + 2; i++) after.push((await get(i % 2 === 0 ? A : B, T.after)).status)
-  t.same(after, [...Array(MAX).fill(200), 429, 429], `after the failover: 10 served then 429 across both processes (got ${after.join(',')})`)
+  const remaining: Array<string | null> = []
+  for (let i = 0; i < MAX + 2; i++) {
+    const r = await get(i % 2 === 0 ? A : B, T.after)
+    after.push(r.status)
+    remaining.push(r.headers.get('ratelimit-remaining'))
+  }
+  t.same(after, [...Array(MAX).fill(200), 429, 429], `after the failover: 10 served then 429 across both processes (got ${after.join(',')}; RateLimit-Remaining ${remaining.join(',')})`)
   const warned = [gwA, gwB].map(g => g.output().split('\n').filter(l => l.includes('rate limiter cannot reach Redis')).length)
   t.ok(warned.some(n => n >= 1), `the outage was logged as a warning (lines per process: ${warned.join(',')})`)
   const allowed = Math.ceil((Date.now() - started) / 10_000) + 1

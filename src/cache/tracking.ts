@@ -46,7 +46,8 @@ class TrackedReplica {
   private readonly listeners: Array<{ c: Redis; ready: () => void; close: () => void }> = []
 
   constructor (readonly key: string, readonly pool: NodePool, private readonly owner: Owner) {
-    this.sub = owner.connections.newClient(pool.address, 'skv-gateway-invalidate', { autoResubscribe: false })
+    // The control user: the data user may not subscribe to `__redis__:*` channels.
+    this.sub = owner.connections.newClient(pool.address, 'skv-gateway-invalidate', { autoResubscribe: false }, 'control')
     this.sub.on('error', () => { /* the pool logs the node's connection errors */ })
     this.sub.on('ready', () => { void this.subscribe() })
     this.sub.on('close', () => this.lost('invalidation-connection'))

@@ -8,7 +8,9 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
+import { ClientSet, NotConnectedError } from './client-set.js'
 import { translate, type NatMap } from './nat.js'
+import { guardReplies, type GuardOptions } from './reply-guard.js'
 import { tlsOptionsFor, type TlsSettings } from './tls.js'
 
 export interface NodeAddress { host: string; port: number }
@@ -27,6 +29,10 @@ export interface ClientSettings extends ClientAuth {
   tls?: TlsSettings
   /** Announced address → address to dial (REDIS_NAT_MAP); applied here, when connecting. */
   natMap?: NatMap
+  /** Credentials of the control connections (REDIS_CONTROL_*). Default: the data credentials. */
+  control?: ClientAuth
+  /** Longest reply on a command endpoint connection (UPSTASH_MAX_REPLY_BYTES). Default: unbounded. */
+  commandReplyBytes?: number
 }
 
 /** The address a connection to `addr` actually dials (after REDIS_NAT_MAP). */
@@ -59,7 +65,8 @@ export function clientOptions (addr: NodeAddress, s: ClientSettings): RedisOptio
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     retryStrategy: reconnectDelay,
-    // A node that restarts empty must not answer reads before it has loaded.
+    // A node that restarts empty must not answer reads before it has loaded (the pools check
+    // with PING instead: see client-set.ts).
     enableReadyCheck: true
   }
 }
@@ -89,96 +96,99 @@ export function corked<T> (c: Redis, send: () => T): T {
   }
 }
 
-/** Raised when no connection of a node's pool is ready. */
-export class NotConnectedError extends Error {
-  readonly code = 'ENOTCONNECTED'
-  constructor (key: string) {
-    super(`no ready connection to ${key}`)
-    this.name = 'NotConnectedError'
-  }
-}
+export { NotConnectedError }
 
-/** A fixed set of connections to one node, used round-robin. */
+/**
+ * The connections of one node, in separate sets so that one kind of traffic cannot starve another
+ * (bulkheads): `acquire` for /kv reads and writes (`dataClients`), `commands` for the command
+ * endpoint (created on first use), `control` for the gateway's own checks (never blocked behind
+ * a client's command or a pipelined WAIT), logged in as the control user.
+ */
 export class NodePool {
   readonly key: string
-  private readonly clients: Redis[]
-  private next = 0
-  private readonly size: number
-  /** Set once any connection of the pool has been ready: from then on, none ready = node fault. */
-  private everReady = false
+  private readonly kv: ClientSet
+  private readonly ctl: ClientSet
+  private cmd?: ClientSet
+  private closed = false
+  private readonly logError: (err: Error) => void
 
   /** The address connections dial (differs from `address` under REDIS_NAT_MAP). */
   readonly dialed: NodeAddress
 
-  constructor (readonly address: NodeAddress, size: number, settings: ClientSettings, log: Logger) {
+  constructor (readonly address: NodeAddress, private readonly size: number, private readonly settings: ClientSettings, log: Logger) {
     this.key = nodeKey(address)
     this.dialed = dialAddress(address, settings)
     const via = nodeKey(this.dialed) === this.key ? {} : { via: nodeKey(this.dialed) }
     let lastLogged = 0
-    this.size = size
-    // One more connection than the pool size: the control connection (INFO, PING), never
-    // blocked behind a pipelined WAIT of the writes.
-    this.clients = Array.from({ length: size + 1 }, () => {
-      const c = new Redis(clientOptions(address, settings))
-      c.on('ready', () => { this.everReady = true })
-      c.on('error', (err: Error) => {
-        // A down node errors on every reconnect attempt: log at most once per 5 s per pool.
-        const now = Date.now()
-        if (now - lastLogged > 5000) {
-          lastLogged = now
-          log.warn({ node: this.key, ...via, err: err.message }, 'redis connection error')
-        }
-      })
-      return c
-    })
+    this.logError = (err: Error) => {
+      // A down node errors on every reconnect attempt: log at most once per 5 s per pool.
+      const now = Date.now()
+      if (now - lastLogged > 5000) {
+        lastLogged = now
+        log.warn({ node: this.key, ...via, err: err.message }, 'redis connection error')
+      }
+    }
+    this.kv = this.set(size, settings, settings.name)
+    this.ctl = this.set(1, { ...settings, ...(settings.control ?? {}) }, `${settings.name}-control`)
   }
 
-  /** A ready connection (round-robin); throws NotConnectedError when none is ready. */
+  private set (n: number, s: ClientSettings, name: string, guard: GuardOptions = {}): ClientSet {
+    const clients = Array.from({ length: n }, () => {
+      const c = new Redis({ ...clientOptions(this.address, { ...s, name }), enableReadyCheck: false })
+      c.on('error', this.logError)
+      guardReplies(c, guard)
+      return c
+    })
+    return new ClientSet(this.key, clients, s.connectTimeoutMs)
+  }
+
+  /** A /kv connection (round-robin); throws NotConnectedError when none is ready. */
   pick (): Redis {
-    for (let i = 0; i < this.size; i++) {
-      const c = this.clients[(this.next++) % this.size]!
-      if (c.status === 'ready') return c
-    }
-    throw new NotConnectedError(this.key)
+    return this.kv.pick()
   }
 
   /**
-   * A ready connection. A pool that was never connected yet (a node just discovered) is waited
-   * for, so the first calls to a new master do not count as its failures; a pool that lost its
-   * connections fails at once (the caller's timeout bounds the wait either way).
+   * A /kv connection. A pool never connected yet (a node just discovered) is waited for, so the
+   * first calls to a new master do not count as its failures; a pool that lost its connections
+   * fails at once (the caller's timeout bounds the wait either way).
    */
   async acquire (timeoutMs: number): Promise<Redis> {
-    if (this.everReady || this.ready) return this.pick()
-    await new Promise<void>(resolve => {
-      const done = (): void => {
-        clearTimeout(timer)
-        for (const c of this.clients) c.off('ready', done)
-        resolve()
-      }
-      const timer = setTimeout(done, timeoutMs)
-      for (const c of this.clients) c.once('ready', done)
-    })
-    return this.pick()
+    return await this.kv.acquire(timeoutMs)
   }
 
-  /** The control connection (topology checks), or a data connection while it is not ready. */
+  /**
+   * A connection of the command endpoint's own set (REDIS_POOL_SIZE, opened on first use), whose
+   * replies are bounded (`commandReplyBytes`): a client's command never holds a /kv connection.
+   */
+  async commands (timeoutMs: number): Promise<Redis> {
+    if (this.closed) throw new NotConnectedError(this.key)
+    this.cmd ??= this.set(this.size, this.settings, `${this.settings.name}-commands`, { maxReplyBytes: this.settings.commandReplyBytes })
+    return await this.cmd.acquire(timeoutMs)
+  }
+
+  /** Closes a command connection and opens another (a command timed out on it: it may hold the connection for long). */
+  replaceCommandClient (c: Redis): void {
+    this.cmd?.replace(c)
+  }
+
+  /** The control connection (topology checks, COMMAND, SCRIPT KILL), waited for up to `timeoutMs`. */
   async control (timeoutMs: number): Promise<Redis> {
-    const c = this.clients[this.size]!
-    return c.status === 'ready' ? c : await this.acquire(timeoutMs)
+    return await this.ctl.acquire(timeoutMs, true)
   }
 
-  /** The data connections (not the control connection): reads and writes go through these. */
+  /** The /kv connections: reads and writes go through these (the near-cache tracks them). */
   get dataClients (): readonly Redis[] {
-    return this.clients.slice(0, this.size)
+    return this.kv.clients
   }
 
-  /** True when at least one connection is ready. */
+  /** True when a /kv connection is ready: reads and writes can be sent now. */
   get ready (): boolean {
-    return this.clients.some(c => c.status === 'ready')
+    return this.kv.ready
   }
 
   close (): void {
-    for (const c of this.clients) closeClient(c)
+    this.closed = true
+    for (const set of [this.kv, this.ctl, this.cmd]) set?.close(closeClient)
   }
 }
 
@@ -195,11 +205,16 @@ export class Connections {
   }
 
   /**
-   * A connection of its own to `addr` with the pools' settings (auth, TLS, NAT map, no offline
-   * queue), e.g. a subscriber. The caller closes it (closeClient).
+   * A connection of its own to `addr` with the pools' settings (TLS, NAT map, no offline queue),
+   * e.g. a subscriber, logged in as the data user or (`as: 'control'`) the control user. The
+   * caller closes it (closeClient).
    */
-  newClient (addr: NodeAddress, name: string, extra: RedisOptions = {}): Redis {
-    return new Redis({ ...clientOptions(addr, { ...this.settings, name }), ...extra })
+  newClient (addr: NodeAddress, name: string, extra: RedisOptions = {}, as: 'data' | 'control' = 'data'): Redis {
+    const auth = as === 'control' ? this.settings.control ?? {} : {}
+    // ioredis's ready check sends INFO, which the data user may not run.
+    const c = new Redis({ ...clientOptions(addr, { ...this.settings, ...auth, name }), ...(as === 'data' ? { enableReadyCheck: false } : {}), ...extra })
+    guardReplies(c)
+    return c
   }
 
   /** The pool of `addr` if it exists (never creates one). */

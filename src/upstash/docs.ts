@@ -66,10 +66,10 @@ const CommandSchema = {
 }
 
 const common = (withBody: boolean, perCommandRefusals = false): Record<number, unknown> => ({
-  400: err('A Redis error (ERR ..., WRONGTYPE ...), a malformed request, an unknown command, or one refused by UPSTASH_DENY_COMMANDS or always refused (SELECT, MULTI, SUBSCRIBE, blocking commands...)'),
+  400: err('A Redis error (ERR ..., WRONGTYPE ...), a malformed request, an unknown command, a command outside the allowlist (@admin, @dangerous, @connection, @transaction, blocking forms, MOVE, COPY ... DB, subscriptions, SCRIPT/FUNCTION management, UPSTASH_DENY_COMMANDS), keys that cannot be located, or an argument that would grow a value past KV_MAX_VALUE_BYTES'),
   401: err('Missing or unknown token', { 'www-authenticate': { type: 'string', description: 'Bearer challenge' } }),
   // A pipeline answers a refused command in its place (200), like any other failing command.
-  ...(perCommandRefusals ? {} : { 403: err('NOPERM: the token may not run this command (read-only token and a command that is not read-only, or a key outside the token\'s prefix)') }),
+  ...(perCommandRefusals ? {} : { 403: err('NOPERM: the token lacks the right (r read, w write, x scripts, p publish), or names a key, channel or pattern outside its prefix, a reserved key (__skv:...) or a reserved channel (__...)') }),
   ...(withBody ? { 413: err('The request body is too large') } : {}),
   500: err('Internal error'),
   503: err('No Redis node could serve the request within the retry budget; nothing was applied', retryAfter),
@@ -78,7 +78,7 @@ const common = (withBody: boolean, perCommandRefusals = false): Record<number, u
 
 const description = (what: string): string => `${what}
 
-Routing, from the command table (@ioredis/commands): a command with the \`readonly\` flag is served by a healthy replica (read strategy, REPLICA_MAX_LAG_BYTES, breakers), the master as fallback; SCAN-type cursors and commands that change no data (PING...) by the master; anything that writes by the master, acknowledged only once WAIT confirms it on every replica that could be promoted (like PUT /kv), and never sent twice.`
+What a command is comes from the server's own command table (COMMAND); what a token may run, from its rights (see the README's Security section). Routing: a read-only invocation (the \`readonly\` flag and read-only key specs) is served by a healthy replica (read strategy, REPLICA_MAX_LAG_BYTES, breakers), the master as fallback; SCAN-type cursors and commands that change no data (PING...) by the master; anything that writes by the master, acknowledged only once WAIT confirms it on every replica that could be promoted (like PUT /kv), and never sent twice.`
 
 export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPost', { url: string; schema: FastifySchema }> = {
   single: {
@@ -89,6 +89,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
       description: description('The whole command as a JSON array in the body (any content type): `["SET","k","v","EX",10]`. Answers `{"result": ...}`, or 400 `{"error": "..."}` for a Redis error.'),
       headers: requestHeaders,
       querystring: tokenQuery,
+      security: [{ bearer: [] }, { upstashQueryToken: [] }],
       body: { content: { 'application/json': { schema: CommandSchema } } },
       response: { 200: { description: 'The command\'s answer', headers: okHeaders, content: { 'application/json': { schema: Result } } }, ...common(true) }
     } as FastifySchema
@@ -101,6 +102,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
       description: description('A JSON array of commands (at most UPSTASH_MAX_COMMANDS). Answered one by one, in order: `[{"result": ...}, {"error": "..."}]`; a failing (or refused) command does not stop the others. A pipeline holding any write runs on the master.'),
       headers: requestHeaders,
       querystring: tokenQuery,
+      security: [{ bearer: [] }, { upstashQueryToken: [] }],
       body: { content: { 'application/json': { schema: { type: 'array', minItems: 1, items: CommandSchema } } } },
       response: { 200: { description: 'One answer per command, in order', headers: okHeaders, content: { 'application/json': { schema: { type: 'array', items: ResultOrError } } } }, ...common(true, true) }
     } as FastifySchema
@@ -113,6 +115,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
       description: description('A JSON array of commands, run between MULTI and EXEC on the master (replica-confirmed when it writes). Answered per command like a pipeline; a command Redis refuses to queue, or one the gateway refuses, aborts the whole transaction (400, nothing applied).'),
       headers: requestHeaders,
       querystring: tokenQuery,
+      security: [{ bearer: [] }, { upstashQueryToken: [] }],
       body: { content: { 'application/json': { schema: { type: 'array', minItems: 1, items: CommandSchema } } } },
       response: { 200: { description: 'One answer per command of the transaction, in order', headers: okHeaders, content: { 'application/json': { schema: { type: 'array', items: ResultOrError } } } }, ...common(true) }
     } as FastifySchema
@@ -126,6 +129,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
       params: { type: 'object', properties: { command: { type: 'string', description: 'The Redis command; its arguments follow as further path segments' } }, required: ['command'] },
       headers: requestHeaders,
       querystring: tokenQuery,
+      security: [{ bearer: [] }, { upstashQueryToken: [] }],
       response: { 200: { description: 'The command\'s answer', headers: okHeaders, content: { 'application/json': { schema: Result } } }, ...common(false) }
     } as FastifySchema
   },
@@ -138,6 +142,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
       params: { type: 'object', properties: { command: { type: 'string', description: 'The Redis command; its arguments follow as further path segments' } }, required: ['command'] },
       headers: requestHeaders,
       querystring: tokenQuery,
+      security: [{ bearer: [] }, { upstashQueryToken: [] }],
       body: { content: { '*/*': { schema: { description: 'The last argument: raw bytes', contentMediaType: 'application/octet-stream' } } } },
       response: { 200: { description: 'The command\'s answer', headers: okHeaders, content: { 'application/json': { schema: Result } } }, ...common(true) }
     } as FastifySchema

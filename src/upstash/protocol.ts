@@ -8,7 +8,7 @@
  * JSON arguments may be strings, numbers or booleans (the SDK sends numbers as JSON numbers).
  * Answers: {"result": ...} / {"error": "..."}; with `Upstash-Encoding: base64` strings are base64.
  */
-import type { Arg } from './commands.js'
+import type { Arg } from '../security/keys.js'
 
 /** An answer in the Upstash error shape `{"error": message}` with an HTTP status. */
 export class UpstashHttpError extends Error {
@@ -94,18 +94,6 @@ export function pathCommand (rawUrl: string, body: Buffer | undefined): Arg[] {
     }
   }
   return args
-}
-
-/** The `_token` query parameter, if any. */
-export function queryToken (rawUrl: string): string | undefined {
-  const q = rawUrl.indexOf('?')
-  if (q < 0) return undefined
-  return new URLSearchParams(rawUrl.slice(q + 1)).get('_token') ?? undefined
-}
-
-/** The URL with the value of `_token` replaced, so it never reaches a log line. */
-export function redactToken (rawUrl: string): string {
-  return rawUrl.replace(/([?&]_token=)[^&#]*/g, '$1[redacted]')
 }
 
 /** The `upstash-sync-token` header as a replication offset, if it is one (the SDK first sends ""). */

@@ -17,16 +17,22 @@
  *   own writes; CLIENT ID proves it is still the same one) while the budget lasts, then 504
  *   GW_ERR_WRITE_OUTCOME_UNKNOWN. A fault after sending (lost connection, timeout) is 504 at once.
  */
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Breakers } from '../breakers.js'
 import type { Config, Durability } from '../config.js'
 import { GatewayError, unavailable } from '../errors.js'
 import type { Role } from '../kv.js'
-import { isNodeFault } from '../redis/faults.js'
-import { nodeKey, type Connections, type NodeAddress } from '../redis/connections.js'
+import { hasRefusedReply, ReplyRefusedError, sendBatch, type ReplyLimits } from '../redis/command-batch.js'
+import { isNodeFault, RedisTimeoutError } from '../redis/faults.js'
+import { nodeKey, type Connections, type NodeAddress, type NodePool } from '../redis/connections.js'
 import type { ReadRouter } from '../routing.js'
 import { backoffWithin } from '../retry.js'
 import type { Topology } from '../topology.js'
+import {
+  commandReplies, final, firstError, isRefusal, outcomeUnknown, SentFault, TransactionAbortedError, writeState, type CommandReply
+} from './outcomes.js'
+
+export { TransactionAbortedError, type CommandReply }
 
 export type CommandRoute = 'replica' | 'master' | 'write'
 
@@ -41,8 +47,6 @@ export interface CommandOptions {
   readOnly?: readonly boolean[]
 }
 
-/** One command's answer: its Redis error, or its reply (Buffers, numbers, null, arrays). */
-export type CommandReply = [Error | null, unknown]
 
 export interface CommandsResult {
   /** One per command (for a transaction: one per command of the EXEC answer). */
@@ -55,18 +59,14 @@ export interface CommandsResult {
   replicas?: number
 }
 
-/** A transaction Redis refused as a whole (EXECABORT): nothing of it ran. */
-export class TransactionAbortedError extends Error {
-  constructor (message: string) { super(message); this.name = 'TransactionAbortedError' }
-}
-
 type Cmds = ReadonlyArray<ReadonlyArray<string | Buffer>>
 type PipelineResult = Array<[Error | null, unknown]>
 
-/** Replies of a node that refused a command before running it: nothing was applied. */
-const REFUSED_REPLY = /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS|TRYAGAIN|BUSY)\b/
-/** ioredis refusing to send (connection not writable, no offline queue): nothing was sent. */
-const NOT_SENT = /Stream isn't writeable|enableOfflineQueue/
+/** Scripts a timeout leaves running, and how to kill them. */
+const KILL: Readonly<Record<string, readonly string[]>> = {
+  EVAL: ['SCRIPT', 'KILL'], EVALSHA: ['SCRIPT', 'KILL'], EVAL_RO: ['SCRIPT', 'KILL'], EVALSHA_RO: ['SCRIPT', 'KILL'],
+  FCALL: ['FUNCTION', 'KILL'], FCALL_RO: ['FUNCTION', 'KILL']
+}
 
 export class CommandRunner {
   constructor (private readonly config: Config, private readonly topology: Topology,
@@ -83,6 +83,10 @@ export class CommandRunner {
     return { baseMs: this.config.retryBaseDelayMs, maxMs: this.config.retryMaxDelayMs }
   }
 
+  private get limits (): ReplyLimits {
+    return { maxBytes: this.config.upstashMaxReplyBytes, maxDepth: this.config.upstashMaxReplyDepth }
+  }
+
   private async read (cmds: Cmds, onReplica: boolean, opts: CommandOptions): Promise<CommandsResult> {
     const deadline = Date.now() + this.config.retryBudgetMs
     const skip = new Set<string>()
@@ -97,7 +101,7 @@ export class CommandRunner {
           const r = await this.readOn(replica, 'replica', cmds, opts)
           if (r !== null) return r
         } catch (err) {
-          if (err instanceof TransactionAbortedError) throw err
+          if (err instanceof TransactionAbortedError || err instanceof SentFault) throw final(err)
           lastErr = err
           break
         }
@@ -107,7 +111,7 @@ export class CommandRunner {
         const r = await this.readOn(master, 'master', cmds, opts)
         if (r !== null) return r
       } catch (err) {
-        if (err instanceof GatewayError || err instanceof TransactionAbortedError) throw err
+        if (err instanceof GatewayError || err instanceof TransactionAbortedError || err instanceof SentFault) throw final(err)
         lastErr = err
         this.topology.requestRefresh()
       }
@@ -115,20 +119,30 @@ export class CommandRunner {
     }
   }
 
-  /** One attempt on one node; null for a replica behind the sync token. Throws on a fault of the node. */
+  /**
+   * One attempt on one node; null for a replica behind the sync token. Throws the node's fault when
+   * nothing ran (not sent, or refused: LOADING, READONLY, BUSY...), SentFault once it was sent.
+   */
   private async readOn (addr: NodeAddress, role: Role, cmds: Cmds, opts: CommandOptions): Promise<CommandsResult | null> {
     const node = nodeKey(addr)
     const started = performance.now()
     const withRole = opts.syncToken !== undefined
-    const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
-      const p = (await this.connections.get(addr).acquire(this.config.connectTimeoutMs)).pipeline()
-      if (withRole) p.role()
-      queueCommands(p, cmds, opts.transaction === true)
-      const res = await p.exec() as PipelineResult
-      // A node that cannot serve (LOADING, READONLY, connection lost...) fails the whole attempt.
-      for (const [err] of res) if (err !== null && isNodeFault(err)) throw err
-      return res
-    })
+    const pool = this.connections.get(addr)
+    let client: Redis | undefined
+    let out: PipelineResult
+    try {
+      out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
+        client = await pool.commands(this.config.connectTimeoutMs)
+        const res = await sendBatch(client, cmds, opts.transaction === true, this.limits, { head: c => withRole ? [c.role()] : [] })
+        // A node that cannot serve (LOADING, READONLY, connection lost...) fails the whole attempt.
+        for (const [err] of res) if (err !== null && !(err instanceof ReplyRefusedError) && isNodeFault(err)) throw err
+        return res
+      })
+    } catch (err) {
+      if (client === undefined || isRefusal(err)) throw err
+      this.abandon(pool, client, cmds, err)
+      throw new SentFault(node, err)
+    }
     this.router.observe(node, performance.now() - started)
     let syncToken: string | undefined
     if (withRole) {
@@ -138,6 +152,20 @@ export class CommandRunner {
       syncToken = String(offset)
     }
     return { replies: commandReplies(out, opts.transaction === true), servedBy: role, node, ...(syncToken === undefined ? {} : { syncToken }) }
+  }
+
+  /**
+   * After a fault on a sent batch: a timed-out connection is closed and replaced (what it waits
+   * for may never end: BLOCK 0, a busy script), and a timed-out script is killed.
+   */
+  private abandon (pool: NodePool, client: Redis, cmds: Cmds, err: unknown): void {
+    if (!(err instanceof RedisTimeoutError)) return
+    pool.replaceCommandClient(client)
+    const kills = new Set(cmds.map(([name]) => KILL[String(name).toUpperCase()]).filter(k => k !== undefined))
+    if (kills.size === 0) return
+    pool.control(this.config.connectTimeoutMs).then(async c => {
+      for (const k of kills) await c.call(k[0]!, k[1]!).catch(() => { /* NOTBUSY: it ended; UNKILLABLE: it wrote */ })
+    }, () => { /* no control connection: the sentinels' own SCRIPT KILL is left */ })
   }
 
   private async write (cmds: Cmds, opts: CommandOptions): Promise<CommandsResult> {
@@ -150,23 +178,22 @@ export class CommandRunner {
       const master = await this.topology.writableMaster(deadline)
       const node = nodeKey(master)
       const n = replicated ? this.topology.snapshot.requiredReplicas : 0
-      let sent = false
+      const pool = this.connections.get(master)
       let client: Redis | undefined
       let out: PipelineResult
       try {
         out = await this.breakers.run(node, 'write', this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0), async () => {
-          client = await this.connections.get(master).acquire(this.config.connectTimeoutMs)
-          const p = client.pipeline()
-          queueCommands(p, cmds, transaction)
-          p.role()
-          p.call('CLIENT', 'ID')
-          if (n > 0) p.wait(n, this.config.waitTimeoutMs)
-          sent = true
-          return await p.exec() as PipelineResult
+          client = await pool.commands(this.config.connectTimeoutMs)
+          return await sendBatch(client, cmds, transaction, this.limits, {
+            tail: c => [c.role(), c.call('CLIENT', 'ID'), ...(n > 0 ? [c.wait(n, this.config.waitTimeoutMs)] : [])]
+          })
         })
       } catch (err) {
-        if (!sent && err instanceof GatewayError) throw err
-        if (sent && !(err instanceof Error && NOT_SENT.test(err.message))) throw outcomeUnknown(err)
+        if (client === undefined && err instanceof GatewayError) throw err
+        if (client !== undefined) {
+          this.abandon(pool, client, cmds, err)
+          throw outcomeUnknown(err)
+        }
         // Not sent: nothing applied, try again (on the master the sentinels then name).
         lastErr = err
         this.topology.requestRefresh()
@@ -175,6 +202,9 @@ export class CommandRunner {
       }
 
       const userPart = out.slice(0, out.length - (n > 0 ? 3 : 2))
+      // A reply too deep or too large: the commands ran, their answers are refused, and the
+      // connection closed with them cannot confirm anything.
+      if (hasRefusedReply(userPart)) return { replies: commandReplies(userPart, transaction), servedBy: 'master', node, replicas: 0 }
       const [roleErr, role] = out[userPart.length]!
       const [, clientId] = out[userPart.length + 1]!
       const state = writeState(userPart, transaction, opts.readOnly)
@@ -187,7 +217,7 @@ export class CommandRunner {
         continue
       }
       const isMaster = roleErr === null && Array.isArray(role) && role[0] === 'master'
-      // Throws TransactionAbortedError for a transaction Redis refused (nothing ran).
+      // Throws TransactionAbortedError for a transaction Redis refused (nothing ran) or whose reply was refused.
       const replies = commandReplies(userPart, transaction)
       if (state === 'nothing') {
         // Only Redis errors (wrong arguments, WRONGTYPE...): nothing applied, nothing to confirm.
@@ -238,58 +268,3 @@ export class CommandRunner {
   }
 }
 
-/** Appends `cmds` to a pipeline (wrapped in MULTI/EXEC for a transaction), raw: no ioredis reply transformation. */
-function queueCommands (p: ChainableCommander, cmds: Cmds, transaction: boolean): void {
-  if (transaction) p.callBuffer('MULTI')
-  // Upper-case names: ioredis keys its reply transformers (HGETALL -> object) by lower-case name.
-  for (const [name, ...args] of cmds) p.callBuffer(String(name).toUpperCase(), ...args)
-  if (transaction) p.callBuffer('EXEC')
-}
-
-/** The answers of the user's commands: as they are, or (transaction) the EXEC answer split per command. */
-function commandReplies (out: PipelineResult, transaction: boolean): CommandReply[] {
-  if (!transaction) return out.map(([err, v]): CommandReply => [err, v])
-  const [execErr, exec] = out[out.length - 1]!
-  if (execErr !== null) {
-    const cause = out.slice(1, -1).find(([err]) => err !== null)?.[0]
-    throw new TransactionAbortedError(cause == null ? execErr.message : `${execErr.message} ${cause.message}`)
-  }
-  if (!Array.isArray(exec)) throw new TransactionAbortedError('EXECABORT the transaction was not executed')
-  return exec.map((v: unknown): CommandReply => v instanceof Error ? [v, null] : [null, v])
-}
-
-/**
- * What a write attempt did, from the replies of the user's commands:
- * `unknown` (a connection fault after sending: may have applied), `refused` (every write refused
- * by a node that cannot take writes now, or not sent: safe to send again), `nothing` (only Redis
- * errors: nothing applied, nothing to confirm), `applied`.
- */
-function writeState (out: PipelineResult, transaction: boolean, readOnly: readonly boolean[] | undefined): 'unknown' | 'refused' | 'nothing' | 'applied' {
-  const refused = (err: Error): boolean => (err.name === 'ReplyError' && REFUSED_REPLY.test(err.message)) || NOT_SENT.test(err.message)
-  if (out.some(([err]) => err !== null && err.name !== 'ReplyError' && !NOT_SENT.test(err.message))) return 'unknown'
-  if (transaction) {
-    const [execErr] = out[out.length - 1]!
-    if (execErr === null) return 'applied'
-    return refused(execErr) || out.slice(1, -1).some(([err]) => err !== null && refused(err)) ? 'refused' : 'nothing'
-  }
-  let applied = false
-  let wasRefused = false
-  out.forEach(([err], i) => {
-    if (readOnly?.[i] === true) return
-    if (err === null) applied = true
-    else if (refused(err)) wasRefused = true
-    // A script that failed may have written before its error (its errors name the script).
-    else if (/script/i.test(err.message)) applied = true
-  })
-  return applied ? 'applied' : wasRefused ? 'refused' : 'nothing'
-}
-
-function firstError (out: PipelineResult): Error | undefined {
-  return out.find(([err]) => err !== null)?.[0] ?? undefined
-}
-
-function outcomeUnknown (cause: unknown): GatewayError {
-  return new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
-    'the write may have been applied on the master but was not confirmed on the replicas in time: it may or may not persist; it was not repeated (Redis commands need not be idempotent)',
-    { cause, retryAfter: 1 })
-}

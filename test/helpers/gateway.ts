@@ -18,6 +18,13 @@ export function gatewayEnv (topo: Topology, extra: Record<string, string> = {}):
     REDIS_SENTINELS: topo.sentinelList,
     REDIS_MASTER_NAME: topo.masterName,
     ...(topo.password === undefined ? {} : { REDIS_PASSWORD: topo.password }),
+    // The whole suite runs with Redis ACL's second wall (test/helpers/topology.ts creates the users).
+    ...(topo.acl === undefined ? {} : {
+      REDIS_USERNAME: topo.acl.data.username,
+      REDIS_PASSWORD: topo.acl.data.password,
+      REDIS_CONTROL_USERNAME: topo.acl.control.username,
+      REDIS_CONTROL_PASSWORD: topo.acl.control.password
+    }),
     ...(topo.sentinelPassword === undefined ? {} : { REDIS_SENTINEL_PASSWORD: topo.sentinelPassword }),
     HOST: '127.0.0.1',
     PORT: '0',

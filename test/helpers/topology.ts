@@ -6,6 +6,8 @@ import os from 'node:os'
 import path from 'node:path'
 import type { ConnectionOptions } from 'node:tls'
 import type { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { aclConfigLines, CONTROL_USER, DATA_USER } from '../../src/security/acl.js'
 import {
   FatalWaitError, HOST, NodeSet, freePorts, hasBadFlag, kv, newClient, parseRole, probe, resolveBinaries, sleep,
   startForwarder, waitUntil, type Binaries, type Forwarder, type NodeProc,
@@ -34,7 +36,12 @@ export interface TopologyOptions {
    *  So the sentinels report addresses that a client connecting from 127.0.0.1 cannot use, while the
    *  nodes stay reachable at 127.0.0.1:<port>. Default: nodes announce 127.0.0.1. */
   nat?: { announceHost: string; sourceHost: string }
+  /** Redis ACL users (src/security/acl.ts): the data and control users in every redis node's config file
+   *  (so they survive restarts and the sentinels' config rewrites); gatewayEnv() logs the gateway in
+   *  with them. `false`: none (the gateway uses the default user). Default: true. */
+  acl?: boolean
 }
+export interface AclCredentials { username: string; password: string }
 export interface TopologyTls {
   certFile: string
   keyFile: string
@@ -52,6 +59,8 @@ export interface Topology {
   sentinelPassword?: string
   /** The host the sentinels report for the redis nodes (127.0.0.1, or nat.announceHost). */
   announceHost: string
+  /** The ACL users every redis node has (undefined with `acl: false`). */
+  acl?: { data: AclCredentials; control: AclCredentials }
   /** The master as the live sentinels report it (majority, else the most common reachable answer). */
   master(): Promise<{ host: string; port: number }>
   /** NodeProc of the current master per sentinels. */
@@ -77,7 +86,7 @@ export interface Topology {
 }
 
 const START_TIMEOUT_MS = 20_000
-type FullOptions = Required<Omit<TopologyOptions, 'password' | 'sentinelPassword' | 'log' | 'tls' | 'nat'>> & TopologyOptions
+type FullOptions = Required<Omit<TopologyOptions, 'password' | 'sentinelPassword' | 'log' | 'tls' | 'nat' | 'acl'>> & TopologyOptions
 
 class TopologyImpl implements Topology {
   readonly masterName: string
@@ -87,6 +96,7 @@ class TopologyImpl implements Topology {
   readonly password: string | undefined
   readonly sentinelPassword: string | undefined
   readonly announceHost: string
+  readonly acl: Topology['acl']
   readonly procs: NodeSet
   readonly forwarders: Forwarder[] = []
   private readonly log: (line: string) => void
@@ -97,6 +107,8 @@ class TopologyImpl implements Topology {
     this.password = opts.password
     this.sentinelPassword = opts.sentinelPassword
     this.announceHost = opts.nat?.announceHost ?? HOST
+    const pw = (): string => randomBytes(12).toString('hex')
+    this.acl = opts.acl === false ? undefined : { data: { username: DATA_USER, password: pw() }, control: { username: CONTROL_USER, password: pw() } }
     this.log = opts.log ?? (() => {})
     this.ca = opts.tls !== undefined ? readFileSync(opts.tls.caFile) : undefined
     this.procs = new NodeSet(root, bins, (port) => this.pw(port), this.log, (port) => this.tlsOf(port))
@@ -306,7 +318,8 @@ async function startOnce(opts: FullOptions, bins: Binaries): Promise<TopologyImp
         topo.forwarders.push(await startForwarder(nat.announceHost, port, port, nat.sourceHost))
       }
     }
-    const redisBase = ['save ""', 'appendonly no', 'repl-diskless-sync yes', 'repl-diskless-sync-delay 0', ...auth]
+    const acl = topo.acl === undefined ? [] : aclConfigLines({ dataPassword: topo.acl.data.password, controlPassword: topo.acl.control.password })
+    const redisBase = ['save ""', 'appendonly no', 'repl-diskless-sync yes', 'repl-diskless-sync-delay 0', ...auth, ...acl]
     await Promise.all(ports.slice(0, 1 + opts.replicas).map((port, i) => topo.addNode('redis', port, [
       ...redisBase, ...(tls ? tlsLines(port, tls.certFile, tls.keyFile) : []), ...natRedis,
       // Replicas follow the master at the address the sentinels know it by (else they are not "good slaves").

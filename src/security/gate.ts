@@ -1,0 +1,84 @@
+/**
+ * The command endpoint's gate: every command of a request is decided by the policy against the
+ * master's own command table before anything is sent, then its answer is cleaned of reserved
+ * names. The I/O the policy needs (the table, an APPEND's current length) happens here.
+ */
+import type { Principal } from '../auth.js'
+import type { Config } from '../config.js'
+import { GatewayError } from '../errors.js'
+import type { Connections } from '../redis/connections.js'
+import type { Topology } from '../topology.js'
+import { CommandTables, withTimeout } from './command-table.js'
+import { type Arg, CommandRefused, type Decision, decide, NoPermission, type PolicySettings, type ReplyFilter } from './policy.js'
+import { isReservedChannel, isReservedKey } from './reserved.js'
+
+export class CommandGate {
+  readonly tables: CommandTables
+  private readonly settings: PolicySettings
+
+  constructor (private readonly config: Config, private readonly topology: Topology, private readonly connections: Connections) {
+    this.tables = new CommandTables(topology, connections, config.commandTimeoutMs)
+    this.settings = { deny: new Set(config.upstashDenyCommands), maxValueBytes: config.maxValueBytes }
+  }
+
+  /** Synchronous: is `name` a command of the server (the path form's router constraint)? */
+  isCommand (name: string): boolean {
+    return this.tables.isCommand(name)
+  }
+
+  /**
+   * Decides every command for `p`. A refusal (CommandRefused, NoPermission) is thrown, or with
+   * `each` returned in the command's place (a pipeline answers it and runs the others).
+   */
+  async check (p: Principal, cmds: readonly Arg[][], each: boolean): Promise<Array<Decision | CommandRefused | NoPermission>> {
+    let table
+    try {
+      table = await this.tables.current()
+    } catch (err) {
+      throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', 'the command table could not be read from the master', { cause: err, retryAfter: 1 })
+    }
+    const out: Array<Decision | CommandRefused | NoPermission> = []
+    for (const cmd of cmds) {
+      try {
+        const d = decide(p, cmd, table, this.settings)
+        if (d.append !== undefined) await this.checkAppend(d.append)
+        out.push(d)
+      } catch (err) {
+        if (!each || !(err instanceof CommandRefused || err instanceof NoPermission)) throw err
+        out.push(err)
+      }
+    }
+    return out
+  }
+
+  /** APPEND may not grow a value past KV_MAX_VALUE_BYTES: its current length, read on the master just before. */
+  private async checkAppend ({ key, adds }: { key: Arg; adds: number }): Promise<void> {
+    const master = this.topology.snapshot.master
+    if (master === null) throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', 'no master is known', { retryAfter: 1 })
+    let length: number
+    try {
+      // As the data user (the control user may not read client keys), bounded like any command.
+      const client = await this.connections.get(master).commands(this.config.connectTimeoutMs)
+      length = Number(await withTimeout(client.strlen(key), this.config.commandTimeoutMs, 'STRLEN'))
+    } catch (err) {
+      // WRONGTYPE: APPEND itself will answer that error.
+      if (err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('WRONGTYPE')) return
+      throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', 'the master could not be asked for the value\'s length', { cause: err, retryAfter: 1 })
+    }
+    if (length + adds > this.settings.maxValueBytes) {
+      throw new CommandRefused(`ERR APPEND would make a value larger than KV_MAX_VALUE_BYTES (${this.settings.maxValueBytes} bytes)`)
+    }
+  }
+}
+
+/** An answer without the names no client may see (the gateway's keys, Redis's channels). */
+export function filterReply (filter: ReplyFilter | undefined, value: unknown): unknown {
+  if (filter === undefined || value === null) return value
+  if (filter === 'randomkey') return isName(value) && isReservedKey(value) ? null : value
+  if (filter === 'channels') return Array.isArray(value) ? value.filter(c => !(isName(c) && isReservedChannel(c))) : value
+  // SCAN: [cursor, [keys...]]
+  if (Array.isArray(value) && Array.isArray(value[1])) return [value[0], (value[1] as unknown[]).filter(k => !(isName(k) && isReservedKey(k)))]
+  return value
+}
+
+const isName = (v: unknown): v is Arg => typeof v === 'string' || Buffer.isBuffer(v)
