@@ -1,6 +1,7 @@
 /** /topology, /healthz, /readyz. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorRef, HealthSchema, unauthorizedRef, TopologySchema } from '../src/schemas.js'
+import type { AckedPosition } from '../src/sentinel/history.js'
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const { topology, breakers, router, near, gatewayConfig: config } = app
@@ -23,9 +24,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     const s = topology.snapshot
     return {
       masterName: s.masterName,
-      master: s.master === null ? null : { host: s.master.host, port: s.master.port, confirmed: s.masterConfirmed },
+      master: s.master === null ? null : { host: s.master.host, port: s.master.port, confirmed: s.masterConfirmed, ...deafNote(s.replicas) },
       configEpoch: s.configEpoch,
       requiredReplicas: s.requiredReplicas,
+      allReplicas: s.allReplicas,
       failoverInProgress: s.failoverInProgress,
       replicas: s.replicas.map(r => ({
         host: r.host,
@@ -35,11 +37,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         attached: r.attached,
         lagBytes: r.lagBytes,
         lagSeconds: r.lagSeconds,
+        ...(r.link === undefined ? {} : { link: r.link }),
         latencyMs: roundMs(router.latencyOf(r.key))
       })),
       sentinels: topology.sentinelStatuses.map(st => ({ host: st.host, port: st.port, reachable: st.reachable })),
       breakers: breakers.status(),
       lastFailover: s.lastFailover,
+      lastAcknowledged: ackedOf(topology.lastAcknowledged),
       readStrategy: config.readStrategy,
       nearCache: near === undefined ? cacheOff : { ...near.cache.stats, activeReplicas: near.tracker.activeReplicas },
       refreshedAt: s.refreshedAt
@@ -71,6 +75,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   })
 }
 
+const ackedOf = (a: AckedPosition | null): { node: string; replid: string; offset: number } | null => a === null ? null : { node: a.node, replid: a.replid, offset: a.offset }
+/** The master answers the gateway but cannot hear these replicas (not "unreachable"). */
+const deafNote = (replicas: ReadonlyArray<{ key: string; link?: string }>): { note?: string } => {
+  const deaf = replicas.filter(r => r.link !== undefined).map(r => `${r.key} (${r.link!})`)
+  return deaf.length === 0 ? {} : { note: `answers the gateway but cannot hear replica ${deaf.join(', ')}` }
+}
 const roundMs = (ms: number | null): number | null => ms === null ? null : Math.round(ms * 100) / 100
 
 export default routes

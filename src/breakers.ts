@@ -11,7 +11,7 @@ import CircuitBreaker from 'opossum'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
-import { isNodeFault, withTimeout } from './redis/faults.js'
+import { isNodeFault, RedisTimeoutError, withTimeout } from './redis/faults.js'
 
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
@@ -29,10 +29,28 @@ export interface BreakerStatus {
 
 type Action = () => Promise<unknown>
 
+/** Options of one call through a breaker. */
+export interface RunOptions {
+  /**
+   * Asked when the call times out; resolves when the node still answers on another connection.
+   * The call then waited for something that is not the node's own work (a WAIT for replicas that
+   * cannot confirm, commands queued behind such a WAIT): the timeout reaches the caller but is not
+   * counted against the node. A write that is not confirmed is not a node fault (issue 11, req. 4).
+   */
+  alive?: () => Promise<unknown>
+}
+
+/** RunOptions.alive for a node: PING on its control connection (never one a WAIT holds). */
+export function pingsControl (pool: { control (ms: number): Promise<{ ping (): Promise<unknown> }> }, connectTimeoutMs: number): () => Promise<unknown> {
+  return async () => await (await pool.control(connectTimeoutMs)).ping()
+}
+
 interface Entry { breaker: CircuitBreaker<[Action], unknown>; openedAt: number | null }
 
 export class Breakers extends EventEmitter {
   private readonly entries = new Map<string, Entry>()
+  /** Timeouts of calls whose node still answered (RunOptions.alive): not the node's failure. */
+  private readonly excused = new WeakSet<object>()
 
   constructor (private readonly config: Config, private readonly log: Logger) { super() }
 
@@ -40,17 +58,33 @@ export class Breakers extends EventEmitter {
    * Runs `fn` against `node` through its breaker, with a timeout of `timeoutMs`.
    * Rejects with GatewayError GW_ERR_BREAKER_OPEN (Retry-After = seconds to half-open) when open.
    */
-  async run<T> (node: string, what: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  async run<T> (node: string, what: string, timeoutMs: number, fn: () => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const entry = this.entry(node)
     const started = performance.now()
     try {
-      const result = await entry.breaker.fire(async () => await withTimeout(`${what} on ${node}`, timeoutMs, fn)) as T
+      const result = await entry.breaker.fire(async () => {
+        try {
+          return await withTimeout(`${what} on ${node}`, timeoutMs, fn)
+        } catch (err) {
+          if (err instanceof RedisTimeoutError && opts.alive !== undefined && await this.answers(node, opts.alive)) this.excused.add(err)
+          throw err
+        }
+      }) as T
       this.emit('call', node, what, (performance.now() - started) / 1000, true)
       return result
     } catch (err) {
       this.emit('call', node, what, (performance.now() - started) / 1000, false)
       if ((err as { code?: string }).code === 'EOPENBREAKER') throw this.openError(node, what, err)
       throw err
+    }
+  }
+
+  private async answers (node: string, alive: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await withTimeout(`PING on ${node}`, this.config.commandTimeoutMs, alive)
+      return true
+    } catch {
+      return false
     }
   }
 
@@ -114,7 +148,7 @@ export class Breakers extends EventEmitter {
       resetTimeout: this.config.breaker.resetTimeout,
       rollingCountTimeout: this.config.breaker.rollingCountTimeout,
       // true = "not a failure of the node": the user's own outcome.
-      errorFilter: (err: unknown) => !isNodeFault(err)
+      errorFilter: (err: unknown) => (typeof err === 'object' && err !== null && this.excused.has(err)) || !isNodeFault(err)
     })
     const entry: Entry = { breaker, openedAt: null }
     breaker.on('open', () => { entry.openedAt = Date.now(); this.changed(node, 'open') })

@@ -10,7 +10,7 @@ import { EMPTY_NAT_MAP, parseNatMap, type NatMap } from './redis/nat.js'
 import { readPemFile, type TlsSettings, type TlsVariableNames } from './redis/tls.js'
 
 export type ReadStrategy = 'round-robin' | 'random' | 'least-latency'
-export type Durability = 'replicated' | 'none'
+export type Durability = 'replicated' | 'all' | 'none'
 export interface HostPort { host: string; port: number }
 
 /** Thrown for a bad environment value; `message` is the one line printed before exit. */
@@ -60,7 +60,7 @@ export const VARIABLES = [
   { env: 'REDIS_POOL_SIZE', kind: int(1, 64), default: '2', doc: 'Connections per Redis node for /kv reads and writes, and as many again for the command endpoint (opened on first use); each node also has one control connection.' },
   { env: 'REDIS_REFRESH_INTERVAL_MS', kind: int(100, 60_000), default: '1000', doc: 'Periodic topology refresh through the sentinels (safety net besides sentinel events); also how often replica lag is read.' },
   { env: 'REDIS_WAIT_TIMEOUT_MS', kind: int(10, 60_000), default: '500', doc: 'How long one write attempt waits (`WAIT`) for the replicas to confirm it.' },
-  { env: 'WRITE_DURABILITY', kind: { type: 'enum', values: ['replicated', 'none'] }, default: 'replicated', doc: 'Default write acknowledgement: `replicated` (on the master and every replica that could be promoted) or `none` (master only; may be lost in a failover). Per request: `?durability=`.' },
+  { env: 'WRITE_DURABILITY', kind: { type: 'enum', values: ['replicated', 'all', 'none'] }, default: 'replicated', doc: 'Default write acknowledgement: `replicated` (on the master and every replica that could be promoted: listed by the sentinels and not flagged down), `all` (on every data node the sentinels list, down or not: writes wait, then 503/504, while any is down) or `none` (master only; may be lost in a failover). Per request: `?durability=`.' },
   { env: 'REQUEST_RETRY_BUDGET_MS', kind: int(0, 120_000), default: '5000', doc: 'Total time a request may spend retrying a failing Redis call (exponential backoff, full jitter) before it answers 503/504.' },
   { env: 'RETRY_BASE_DELAY_MS', kind: int(1, 10_000), default: '25', doc: 'First retry delay ceiling; doubles each try.' },
   { env: 'RETRY_MAX_DELAY_MS', kind: int(1, 60_000), default: '500', doc: 'Largest retry delay ceiling.' },
@@ -83,7 +83,7 @@ export const VARIABLES = [
   { env: 'NEAR_CACHE_MAX_BYTES', kind: int(1024, 4 * 1024 * 1024 * 1024), default: '33554432', doc: 'Memory bound of the near-cache (keys, values and per-entry overhead), least recently used evicted first.' },
   { env: 'NEAR_CACHE_MAX_VALUE_BYTES', kind: int(0, 512 * 1024 * 1024), default: '65536', doc: 'Values larger than this are not cached.' },
   { env: 'BATCH_MAX_OPS', kind: int(1, 10_000), default: '100', doc: 'Most operations in one `POST /kv/_batch`.' },
-  { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: '', doc: 'More Redis commands the Upstash-compatible endpoint refuses, comma-separated (e.g. `KEYS,OBJECT`). It can only remove: what the allowlist refuses (see the README\'s security section) stays refused.' },
+  { env: 'UPSTASH_DENY_COMMANDS', kind: { type: 'string' }, default: '', doc: 'More Redis commands the Upstash-compatible endpoint refuses, comma-separated: a command or one subcommand (e.g. `HGETALL,OBJECT|FREQ`). It can only remove: what the allowlist refuses (see the README\'s security section) stays refused.' },
   { env: 'UPSTASH_MAX_COMMANDS', kind: int(1, 100_000), default: '1000', doc: 'Most commands in one Upstash `POST /pipeline` or `POST /multi-exec`.' },
   { env: 'UPSTASH_MAX_REPLY_BYTES', kind: int(1024, 512 * 1024 * 1024), default: '16777216', doc: 'Largest Redis reply the Upstash endpoint passes on; a larger one answers an error (its connection is closed while it arrives, so it never fills memory).' },
   { env: 'UPSTASH_MAX_REPLY_DEPTH', kind: int(2, 1000), default: '32', doc: 'Deepest nesting of a Redis reply (arrays in arrays, e.g. returned by a script) the Upstash endpoint passes on; a deeper one answers an error.' },
@@ -339,7 +339,7 @@ export function parseCommandList (env: string, raw: string): string[] {
   const names = raw.split(',').map(s => s.trim().toLowerCase()).filter(Boolean)
   if (names.length === 1 && names[0] === 'none') return []
   for (const name of names) {
-    if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(name)) throw new ConfigError(`Invalid environment variable ${env}: "${name}" is not a command name (or use none)`)
+    if (!/^[a-z][a-z0-9_.-]{0,63}(\|[a-z][a-z0-9_.-]{0,63})?$/.test(name)) throw new ConfigError(`Invalid environment variable ${env}: "${name}" is not a command name (or use none)`)
   }
   return [...new Set(names)]
 }

@@ -33,12 +33,14 @@ export class Metrics {
     buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5], registers: [this.registry]
   })
   readonly failovers = new Counter({ name: 'skv_failovers_total', help: 'Master changes seen by this gateway', registers: [this.registry] })
+  readonly stalePromotions = new Counter({ name: 'skv_stale_promotions_total', help: 'Masters followed whose replication history lacks the last acknowledged write (acknowledged writes may be lost)', registers: [this.registry] })
   readonly rateLimited = new Counter({ name: 'skv_rate_limit_rejections_total', help: 'Requests refused by the rate limiter', registers: [this.registry] })
 
   constructor (topology: Topology, breakers: Breakers, cache?: NearCache) {
     if (cache !== undefined) this.nearCacheMetrics(cache)
     collectDefaultMetrics({ register: this.registry, prefix: 'skv_' })
     topology.on('master-change', (s: { lastFailover: unknown }) => { if (s.lastFailover !== null) this.failovers.inc() })
+    topology.on('stale-promotion', () => this.stalePromotions.inc())
     breakers.on('call', (node: string, op: string, seconds: number, ok: boolean) => {
       this.redisSeconds.observe({ node, op, outcome: ok ? 'ok' : 'error' }, seconds)
     })

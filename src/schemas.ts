@@ -46,8 +46,8 @@ export const GetQuerySchema = Type.Object({
 }, { additionalProperties: false })
 export type GetQuery = Static<typeof GetQuerySchema>
 
-export const DurabilitySchema = Type.Union([Type.Literal('replicated'), Type.Literal('none')], {
-  description: '`replicated` (default): acknowledged only when the replicas that could be promoted have it; `none`: master only (faster, may be lost in a failover)'
+export const DurabilitySchema = Type.Union([Type.Literal('replicated'), Type.Literal('all'), Type.Literal('none')], {
+  description: '`replicated` (default, WRITE_DURABILITY): acknowledged only when every replica that could be promoted (listed by the sentinels, not flagged down) has it; `all`: when every data node the sentinels list has it, down or not (waits, then 503/504, while one is down); `none`: master only (faster, may be lost in a failover)'
 })
 
 export const PutQuerySchema = Type.Object({
@@ -92,11 +92,18 @@ const Address = {
   port: Type.Integer()
 }
 
+const AckedPosition = Type.Object({
+  node: Type.String(),
+  replid: Type.String({ description: 'The master\'s master_replid when the write was acknowledged' }),
+  offset: Type.Integer({ description: 'The master\'s replication offset right after the write' })
+})
+
 export const TopologySchema = Type.Object({
   masterName: Type.String(),
-  master: Type.Union([Type.Object({ ...Address, confirmed: Type.Boolean({ description: 'The node\'s own ROLE says master' }) }), Type.Null()]),
+  master: Type.Union([Type.Object({ ...Address, confirmed: Type.Boolean({ description: 'The node\'s own ROLE says master' }), note: Type.Optional(Type.String({ description: 'Set when the master answers the gateway but cannot hear some replicas (no ack for more than 2 s): writes are not confirmed until they reconnect' })) }), Type.Null()]),
   configEpoch: Type.Integer(),
-  requiredReplicas: Type.Integer({ description: 'Replicas a replicated write must reach (WAIT count)' }),
+  requiredReplicas: Type.Integer({ description: 'Replicas a `replicated` write must reach (WAIT count): every replica the sentinels list and do not flag down, attached or not' }),
+  allReplicas: Type.Integer({ description: 'Replicas a `durability=all` write must reach: every data node the sentinels list besides the master, down or not' }),
   failoverInProgress: Type.Boolean(),
   replicas: Type.Array(Type.Object({
     ...Address,
@@ -105,6 +112,7 @@ export const TopologySchema = Type.Object({
     attached: Type.Boolean(),
     lagBytes: Type.Union([Type.Integer(), Type.Null()]),
     lagSeconds: Type.Union([Type.Integer(), Type.Null()]),
+    link: Type.Optional(Type.String({ description: 'Replication link trouble that does not stop reads, e.g. `master hears no ack for 5 s`: the master answers the gateway but cannot hear this replica (an asymmetric cut); the gateway closes the replica\'s link so it reconnects' })),
     latencyMs: Type.Union([Type.Number(), Type.Null()])
   })),
   sentinels: Type.Array(Type.Object({ ...Address, reachable: Type.Boolean() })),
@@ -122,8 +130,18 @@ export const TopologySchema = Type.Object({
     at: Type.String(),
     from: Type.Union([Type.Object(Address), Type.Null()]),
     to: Type.Object(Address),
-    detectedBy: Type.String()
+    detectedBy: Type.String({ description: '`sentinels` (they named another master) or `replication-id` (the master\'s replication history changed in place: a restart that lost data)' }),
+    acknowledgedWritesAtRisk: Type.Union([Type.Boolean(), Type.Null()], { description: 'true: the new master\'s replication history does not contain the last write this gateway acknowledged (a stale promotion: acknowledged writes may be lost; also counted in skv_stale_promotions_total). null: the new master\'s INFO has not been read yet' }),
+    acknowledgedOffsetGap: Type.Union([Type.Integer(), Type.Null()], { description: 'Bytes of acknowledged replication stream the new master lacks (0 when none; null when the histories share no replication id the gateway can see)' }),
+    acknowledged: Type.Union([AckedPosition, Type.Null()], { description: 'The last acknowledged write compared (null: none since the previous check)' }),
+    newMasterHistory: Type.Union([Type.Object({
+      replid: Type.String({ description: 'master_replid' }),
+      replid2: Type.String({ description: 'master_replid2' }),
+      secondReplOffset: Type.Integer({ description: 'second_repl_offset: one past the last byte of replid2 it holds' }),
+      masterReplOffset: Type.Integer()
+    }), Type.Null()], { description: 'The new master\'s INFO replication as compared' })
   }), Type.Null()]),
+  lastAcknowledged: Type.Union([AckedPosition, Type.Null()], { description: 'The last write this gateway acknowledged: its master, replication id and offset (ROLE after the write); null when none since the last failover check that found it missing' }),
   readStrategy: Type.String(),
   nearCache: Type.Object({
     enabled: Type.Boolean({ description: 'NEAR_CACHE' }),

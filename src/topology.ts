@@ -8,12 +8,15 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Breakers } from './breakers.js'
-import type { Config } from './config.js'
+import type { Config, Durability } from './config.js'
 import { GatewayError } from './errors.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import { withTimeout } from './redis/faults.js'
 import { parseReplicationInfo, type ReplicationInfo } from './redis/parse.js'
+import { ReplicaLinks } from './replica-links.js'
+import { logReplicaChanges, replicaState } from './replica-state.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
+import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/history.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
 
 /** While a failover looks in progress or the master is unconfirmed, refresh this often. */
@@ -25,43 +28,16 @@ const MASTER_CHANGE_GRACE_MS = 2000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
 
-export interface ReplicaState extends NodeAddress {
-  key: string
-  /** May serve reads (breakers are applied on top of this by the router). */
-  healthy: boolean
-  /** Why not, when not healthy. */
-  reason?: string
-  /** Attached to the master right now, as the master reports it. */
-  attached: boolean
-  /** Replication offset bytes behind the master (null when not attached). */
-  lagBytes: number | null
-  /** Seconds since the replica's last ack to the master, as the master reports it. */
-  lagSeconds: number | null
-  offset: number | null
-  sentinelFlags: string[]
-}
+import type { TopologySnapshot } from './topology-types.js'
 
-export interface FailoverRecord { at: string; from: NodeAddress | null; to: NodeAddress; detectedBy: string }
-
-export interface TopologySnapshot {
-  masterName: string
-  master: NodeAddress | null
-  /** The master's own INFO says role:master (checked on every refresh). */
-  masterConfirmed: boolean
-  configEpoch: number
-  masterReplOffset: number
-  replicas: ReplicaState[]
-  /** Replicas a write must reach (WAIT count), pinned: see requiredReplicas(). */
-  requiredReplicas: number
-  failoverInProgress: boolean
-  lastFailover: FailoverRecord | null
-  refreshedAt: string | null
-}
+export type { FailoverRecord, ReplicaState, TopologySnapshot } from './topology-types.js'
 
 export class Topology extends EventEmitter {
   private state: TopologySnapshot
   /** Replicas seen attached to the current master: a write must reach all of them. */
   private readonly pinned = new Set<string>()
+  /** The last acknowledged write's position, checked against every new master (stale promotion). */
+  private readonly history = new AckHistory()
   private failoverHoldUntil = 0
   private running: Promise<void> | null = null
   private again = false
@@ -74,10 +50,13 @@ export class Topology extends EventEmitter {
   private masterSince = 0
   /** When the last failover end event arrived: sentinel answers older than this are stale. */
   private failoverEndedAt = 0
+  /** What each replica says about itself; pushes deaf replication links to reconnect. */
+  readonly links: ReplicaLinks
 
   constructor (private readonly config: Config, readonly sentinels: Sentinels,
     private readonly connections: Connections, private readonly breakers: Breakers, private readonly log: Logger) {
     super()
+    this.links = new ReplicaLinks(config, connections, log)
     this.state = {
       masterName: config.masterName,
       master: null,
@@ -86,6 +65,8 @@ export class Topology extends EventEmitter {
       masterReplOffset: 0,
       replicas: [],
       requiredReplicas: 0,
+      allReplicas: 0,
+      attachedReplicas: 0,
       failoverInProgress: false,
       lastFailover: null,
       refreshedAt: null
@@ -132,16 +113,22 @@ export class Topology extends EventEmitter {
    * being failed over. Waits (refreshing) until `deadline`, then throws 503. Throws 503 at once
    * (Retry-After: until half-open) while the master's circuit breaker is open.
    */
-  async writableMaster (deadline: number): Promise<NodeAddress> {
+  async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> {
     for (;;) {
       const s = this.state
       if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
-      if (s.master !== null && s.masterConfirmed && !this.holdingWrites()) return s.master
+      // A write is sent only once as many replicas are attached as its WAIT must count: a node the
+      // sentinels could promote that has not attached yet (an old master back from a failover, still
+      // reporting master) is waited for BEFORE anything is applied (503 at the deadline), not after.
+      const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
+      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && short <= 0) return s.master
       const left = deadline - Date.now()
       if (left <= 0) {
         throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
           ? 'a failover is in progress; retry shortly'
-          : 'no master confirmed by the sentinels is reachable', { retryAfter: 1 })
+          : s.master !== null && s.masterConfirmed && short > 0
+            ? `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master (WRITE_DURABILITY=${mode})`
+            : 'no master confirmed by the sentinels is reachable', { retryAfter: 1 })
       }
       this.requestRefresh()
       await this.changedOrTimeout(Math.min(left, FAST_REFRESH_MS))
@@ -158,6 +145,8 @@ export class Topology extends EventEmitter {
     const s = this.state
     if (s.master === null || !s.masterConfirmed) return 'no master confirmed by the sentinels and its own role yet'
     if (this.holdingWrites()) return 'a failover is in progress'
+    const short = this.waitCount(this.config.durability) - s.attachedReplicas
+    if (short > 0) return `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master`
     const node = nodeKey(s.master)
     if (this.breakers.isOpen(node)) return 'the master\'s circuit breaker is open'
     const pool = this.connections.existing(s.master)
@@ -169,6 +158,17 @@ export class Topology extends EventEmitter {
       return 'the master does not answer PING'
     }
   }
+
+  /** The WAIT count of a write acknowledged with `mode` (WRITE_DURABILITY or `?durability=`). */
+  waitCount (mode: Durability): number {
+    return mode === 'none' ? 0 : mode === 'all' ? this.state.allReplicas : this.state.requiredReplicas
+  }
+
+  /** A write acknowledged by master `node` at replication offset `offset` (its ROLE after the write). O(1). */
+  noteAcknowledged (node: string, offset: number): void { this.history.note(node, offset) }
+
+  /** The last acknowledged write's master, replication id and offset (null: none since the last check). */
+  get lastAcknowledged (): AckedPosition | null { return this.history.position }
 
   /** Resolves on the next state change, or after `ms`. All waiters share one promise. */
   async changedOrTimeout (ms: number): Promise<void> {
@@ -228,17 +228,25 @@ export class Topology extends EventEmitter {
     const changed = prev.master === null || nodeKey(prev.master) !== nodeKey(master)
     if (changed) { this.pinned.clear(); this.masterSince = Date.now() }
 
+    // Each replica's own state, asked while the master is: replicaState() reads it.
+    const probing = this.links.probe(chosen === null ? prev.replicas : replicaVerdicts(chosen))
     const info = await this.replicationOf(master)
     const verdicts = chosen === null ? [] : replicaVerdicts(chosen)
+    await probing
     const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
     const listed = new Set(verdicts.map(v => v.key))
     for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
+    // A node the sentinels list and do not flag down could be promoted: it counts, attached or not
+    // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old
+    // master back from a cut, still reporting master, listed again, then promoted.
+    for (const v of verdicts) if (!v.downByMajority) this.pinned.add(v.key)
     for (const v of verdicts) if (v.downByMajority) this.pinned.delete(v.key)
     for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k)) this.pinned.delete(k)
 
-    const replicas = verdicts.map(v => this.replicaState(v, attached.get(v.key), info))
+    const lagLimit = this.config.replicaMaxLagBytes
+    const replicas = verdicts.map(v => replicaState(v, attached.get(v.key), info, this.links, lagLimit))
     for (const [k, r] of attached) {
-      if (!listed.has(k)) replicas.push(this.replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info))
+      if (!listed.has(k)) replicas.push(replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info, this.links, lagLimit))
     }
     // Right after a switch the sentinels list the new master's replicas as `disconnected` for a
     // moment: during that grace period any listed replica keeps the count at one at least.
@@ -259,12 +267,15 @@ export class Topology extends EventEmitter {
       masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
       replicas,
       requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
+      // Strict: a node leaves this set only when the sentinels stop listing it, never because it is down.
+      allReplicas: chosen === null ? prev.allReplicas : new Set([...listed, ...attached.keys()].filter(k => k !== nodeKey(master))).size,
+      attachedReplicas: info === null ? prev.attachedReplicas : [...attached.values()].filter(r => r.state === 'online').length,
       // Read the current state, not `prev`: an end event may have arrived while this refresh ran.
       failoverInProgress: sentinelSaysFailover || (this.state.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
       refreshedAt: new Date().toISOString()
     }
     if (changed && prev.master !== null) {
-      next.lastFailover = { at: next.refreshedAt!, from: prev.master, to: master, detectedBy: 'sentinels' }
+      next.lastFailover = { at: next.refreshedAt!, from: prev.master, to: master, detectedBy: 'sentinels', ...UNCHECKED }
       this.log.info({ from: nodeKey(prev.master), to: nodeKey(master), epoch: next.configEpoch }, 'master changed')
     } else if (changed) {
       this.log.info({ master: nodeKey(master), epoch: next.configEpoch }, 'master discovered')
@@ -272,7 +283,8 @@ export class Topology extends EventEmitter {
     if (prev.masterConfirmed !== next.masterConfirmed) {
       this.log.info({ master: nodeKey(master), confirmed: next.masterConfirmed, role: info?.role ?? 'unreachable' }, 'master role check changed')
     }
-    this.logReplicaChanges(prev.replicas, replicas)
+    this.checkHistory(next, master, info)
+    logReplicaChanges(this.log, prev.replicas, replicas)
     this.state = next
     if (this.closed) return
     this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
@@ -282,44 +294,39 @@ export class Topology extends EventEmitter {
     if (changed) this.emit('master-change', next)
   }
 
+  /**
+   * Stale promotion (issue 11, requirement 3): once the master's own INFO says master, is the last
+   * acknowledged write in its history? Decided once per failover (retried while it cannot be
+   * read); a history change without a failover (a restarted master) is reported the same way.
+   */
+  private checkHistory (next: TopologySnapshot, master: NodeAddress, info: ReplicationInfo | null): void {
+    if (info?.role !== 'master') return
+    const v = this.history.observe(nodeKey(master), info)
+    if (v === null) return
+    const last = next.lastFailover
+    const pending = last !== null && last.acknowledgedWritesAtRisk === null && nodeKey(last.to) === nodeKey(master)
+    if (!pending && !v.atRisk) return
+    next.lastFailover = { ...(pending ? last : { at: next.refreshedAt!, from: master, to: master, detectedBy: 'replication-id' }), ...checkOf(v) }
+    const fields = { master: nodeKey(master), ...checkOf(v) }
+    if (!v.atRisk) { this.log.info(fields, 'the new master\'s history contains the last acknowledged write'); return }
+    this.log.error(fields, 'stale promotion: the master\'s replication history does not contain the last acknowledged write; acknowledged writes may be lost')
+    this.emit('stale-promotion', next.lastFailover)
+  }
+
   private async replicationOf (master: NodeAddress): Promise<ReplicationInfo | null> {
     try {
       const pool = this.connections.get(master)
-      // Through the breaker: a hung master must open it even when no request is writing.
-      const text = await this.breakers.run(nodeKey(master), 'INFO replication', this.config.commandTimeoutMs,
-        async () => await (await pool.control(this.config.connectTimeoutMs)).info('replication'))
+      const node = nodeKey(master)
+      const ask = async (): Promise<string> => await (await pool.control(this.config.connectTimeoutMs)).info('replication')
+      // Through the breaker: a hung master must open it even when no request is writing. But an
+      // open breaker must not hide the role of a master that answers (partition suite, f: the
+      // master stayed "unconfirmed" for 7 s after the heal because its role was not asked).
+      const text = this.breakers.isOpen(node)
+        ? await withTimeout(`INFO replication on ${node}`, this.config.commandTimeoutMs, ask)
+        : await this.breakers.run(node, 'INFO replication', this.config.commandTimeoutMs, ask)
       return parseReplicationInfo(text)
     } catch {
       return null
-    }
-  }
-
-  private replicaState (v: { key: string; host: string; port: number; downByMajority: boolean; linkOk: boolean; flags: string[] },
-    att: ReplicationInfo['replicas'][number] | undefined, info: ReplicationInfo | null): ReplicaState {
-    const lagBytes = att !== undefined && info !== null ? Math.max(0, info.masterReplOffset - att.offset) : null
-    let reason: string | undefined
-    if (v.downByMajority) reason = 'down according to the sentinels'
-    else if (info !== null && att?.state !== 'online') reason = 'not attached to the master'
-    // While the master cannot be asked (it may be dead), replicas keep serving possibly stale reads.
-    else if (lagBytes !== null && this.config.replicaMaxLagBytes > 0 && lagBytes > this.config.replicaMaxLagBytes) reason = `lagging ${lagBytes} bytes`
-    return {
-      key: v.key,
-      host: v.host,
-      port: v.port,
-      healthy: reason === undefined,
-      ...(reason === undefined ? {} : { reason }),
-      attached: att?.state === 'online',
-      lagBytes,
-      lagSeconds: att?.lag ?? null,
-      offset: att?.offset ?? null,
-      sentinelFlags: v.flags
-    }
-  }
-
-  private logReplicaChanges (before: ReplicaState[], after: ReplicaState[]): void {
-    const was = new Map(before.map(r => [r.key, r.healthy]))
-    for (const r of after) {
-      if (was.get(r.key) !== r.healthy) this.log.info({ replica: r.key, healthy: r.healthy, reason: r.reason }, 'replica health changed')
     }
   }
 }

@@ -33,11 +33,11 @@ const log = (t: Tap) => (line: string): void => { t.comment(line) }
 const only = process.env.CHAOS_ONLY?.split(',')
 const skip = (id: string): { skip: string | false } => ({ skip: only !== undefined && !only.includes(id) ? `CHAOS_ONLY=${only.join(',')}` : false })
 
-t.test('a. planned failover under 20 writers: 0 failed PUTs, 0 acknowledged writes lost (plain ioredis client for comparison)', skip('a'), async t => {
+t.test('a. planned failover under 20 writers: only 503s for writes held while the old master rejoins, 0 acknowledged writes lost (plain ioredis client for comparison)', skip('a'), async t => {
   assertRow(t, await plannedFailover(topo, { ...SHORT.a, log: log(t) }))
 })
 
-t.test('b. kill -9 of the master: 0 lost, writes back within down-after + 3 s, reads of older keys never fail', skip('b'), async t => {
+t.test('b. kill -9 of the master: 0 lost, writes back within 2 x down-after + 3 s, reads of older keys never fail', skip('b'), async t => {
   assertRow(t, await killMaster(topo, { ...SHORT.b, log: log(t) }))
 })
 

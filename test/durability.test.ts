@@ -98,3 +98,35 @@ t.test('writes wait for a killed replica until the sentinels agree it is down, t
   }
   t.equal(replicas, 2)
 })
+
+t.test('durability=all waits for every node the sentinels list: 503 with nothing applied while one is down, then both have it', async t => {
+  const m = await topo.master()
+  const victim = topo.redis.find(p => p.port !== m.port)!
+  await topo.kill(victim)
+  // Wait until the sentinels flag it down: a replicated write no longer counts it.
+  const deadline = Date.now() + 10_000
+  let topology = { requiredReplicas: -1, allReplicas: -1 }
+  while (Date.now() < deadline && topology.requiredReplicas !== 1) {
+    topology = await (await fetch(`${gw.url}/topology`)).json() as typeof topology
+    if (topology.requiredReplicas !== 1) await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  t.same(topology, { ...topology, requiredReplicas: 1, allReplicas: 2 }, 'a replica flagged down leaves the replicated count, not the strict one')
+  const strict = await put('dur:all-down', 'v', '?durability=all')
+  t.equal(strict.status, 503, 'a strict write waits, then answers 503')
+  t.match(await strict.json(), { error: { code: 'GW_ERR_REDIS_UNAVAILABLE', message: /2 more replica|1 more replica/ } })
+  const mc = topo.client(m.port)
+  try {
+    t.equal(await mc.exists('dur:all-down'), 0, 'nothing was applied on the master')
+  } finally {
+    await mc.quit()
+  }
+  const replicated = await put('dur:all-replicated', 'v')
+  t.equal(replicated.status, 201, 'a replicated write still succeeds with the other replica')
+  await topo.restart(victim)
+  await topo.waitConverged()
+  const back = Date.now() + 10_000
+  let r = await put('dur:all-back', 'v', '?durability=all')
+  while (r.status !== 201 && Date.now() < back) r = await put('dur:all-back', 'v', '?durability=all')
+  t.equal(r.status, 201, 'once it is back and attached, a strict write succeeds')
+  t.equal((await r.json() as { replicas: number }).replicas, 2, 'confirmed by both replicas')
+})

@@ -57,5 +57,6 @@ t.test('UPSTASH_DENY_COMMANDS', async t => {
   t.same(loadConfig({ ...base, UPSTASH_DENY_COMMANDS: 'Keys, flushall ,KEYS' }).upstashDenyCommands, ['keys', 'flushall'])
   t.same(loadConfig({ ...base, UPSTASH_DENY_COMMANDS: 'none' }).upstashDenyCommands, [])
   t.same(parseCommandList('X', 'none'), [])
+  t.same(parseCommandList('X', 'OBJECT|FREQ, hgetall'), ['object|freq', 'hgetall'], 'a subcommand alone')
   t.throws(() => loadConfig({ ...base, UPSTASH_DENY_COMMANDS: 'GET;DEL' }), new ConfigError('Invalid environment variable UPSTASH_DENY_COMMANDS: "get;del" is not a command name (or use none)'))
 })

@@ -80,8 +80,12 @@ export class Deployment {
     await Promise.all(REDIS_NODES.map(n => this.launch(n, 'redis-server', [
       `bind ${this.lab.ip(n)} 127.0.0.1`, `port ${REDIS_PORT}`, 'protected-mode no', 'save ""', 'appendonly no',
       'repl-diskless-sync yes', 'repl-diskless-sync-delay 0', ...acl.redisConf,
+      // The README's recommended replication settings: a silent link is dropped and dialled again after 5 s.
+      'repl-timeout 5', 'repl-ping-replica-period 1',
       // R2 is the less preferred replica, so a failover away from M goes to R1 (scenario f names it).
-      ...(n === 'm' ? [] : [`replicaof ${m} ${REDIS_PORT}`]), ...(n === 'r2' ? ['replica-priority 200'] : [])
+      ...(n === 'm' ? [] : [`replicaof ${m} ${REDIS_PORT}`]), ...(n === 'r2' ? ['replica-priority 200'] : []),
+      // Extra redis.conf lines to measure settings (later lines win, e.g. 'repl-timeout 60;repl-ping-replica-period 10' for Redis's defaults).
+      ...(process.env.PARTITION_REDIS_CONF ?? '').split(';').map(l => l.trim()).filter(l => l !== '')
     ])))
     await waitUntil('replicas to be connected to M', 20_000, async () => {
       for (const n of REDIS_NODES.slice(1)) {

@@ -35,6 +35,8 @@ export interface ReadRec {
   /** 200 with a body other than the value written. */
   wrongValue: boolean
   servedBy: string | null
+  /** x-cache: hit (near-cache), miss, bypass; null when absent. */
+  cache?: string | null
   code?: string
 }
 
@@ -77,7 +79,7 @@ export class Load {
     }
   }
 
-  private async request (method: 'PUT' | 'GET', path: string, body?: string): Promise<{ status: number; text: string; servedBy: string | null; code?: string }> {
+  private async request (method: 'PUT' | 'GET', path: string, body?: string): Promise<{ status: number; text: string; servedBy: string | null; cache?: string | null; code?: string }> {
     try {
       const res = await fetch(this.opts.url + path, {
         method,
@@ -90,7 +92,7 @@ export class Load {
       if (res.status >= 400) {
         try { code = (JSON.parse(text) as { error?: { code?: string } }).error?.code } catch { /* not JSON */ }
       }
-      return { status: res.status, text, servedBy: res.headers.get('x-served-by'), ...(code === undefined ? {} : { code }) }
+      return { status: res.status, text, servedBy: res.headers.get('x-served-by'), cache: res.headers.get('x-cache'), ...(code === undefined ? {} : { code }) }
     } catch (err) {
       return { status: 0, text: '', servedBy: null, code: err instanceof Error ? err.name : 'Error' }
     }
@@ -112,7 +114,7 @@ export class Load {
     const r = await this.request('GET', `/kv/${encodeURIComponent(key)}${strong ? '?consistency=strong' : ''}`)
     this.reads.push({
       key, start, end: Date.now(), status: r.status, strong, wrongValue: r.status === 200 && r.text !== key,
-      servedBy: r.servedBy, ...(r.code === undefined ? {} : { code: r.code })
+      servedBy: r.servedBy, cache: r.cache ?? null, ...(r.code === undefined ? {} : { code: r.code })
     })
   }
 

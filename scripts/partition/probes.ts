@@ -11,7 +11,7 @@ interface TopologyView {
   requiredReplicas: number
   replicas: Array<{ host: string; healthy: boolean; reason?: string; attached: boolean; lagBytes: number | null }>
   breakers: Array<{ node: string; state: string }>
-  lastFailover: { acknowledgedWritesAtRisk?: boolean } | null
+  lastFailover: { acknowledgedWritesAtRisk?: boolean | null; acknowledgedOffsetGap?: number | null } | null
 }
 
 /** One line: the gateway's master, WAIT count, replicas (health, reason, attached) and open breakers. */
@@ -27,7 +27,9 @@ export async function gatewayView (dep: Deployment): Promise<string> {
     const open = t.breakers.filter(b => b.state !== 'closed').map(b => `${name(b.node)} ${b.state}`)
     return `gateway: master ${t.master === null ? 'none' : `${name(t.master.host)}${t.master.confirmed ? '' : ' (unconfirmed)'}`}, ` +
       `WAIT ${t.requiredReplicas}, replicas [${reps.join(' ')}]${open.length > 0 ? `, breakers ${open.join(' ')}` : ''}` +
-      (t.lastFailover?.acknowledgedWritesAtRisk === true ? ', lastFailover: acknowledged writes at risk' : '')
+      (t.lastFailover?.acknowledgedWritesAtRisk === true
+        ? `, lastFailover: acknowledged writes at risk (gap ${t.lastFailover.acknowledgedOffsetGap ?? 'unknown'} bytes)`
+        : '')
   } catch (err) {
     return `/topology failed: ${err instanceof Error ? err.message : String(err)}`
   }

@@ -27,6 +27,8 @@ export interface Row {
   firstAckAfterHealMs: number | null
   /** Reads of acknowledged keys answered 404: eventual and strong. */
   reads404: { eventual: number; strong: number }
+  /** Of those, reads of keys the final master holds (the read path's fault, not a loss). */
+  reads404OfKeptKeys: number
   /** Reads answered 200 with another value. */
   wrongValues: number
   /** Reads answered 5xx (or not at all): eventual and strong. */

@@ -85,7 +85,7 @@ export async function runSuite (ids: ScenarioId[], modes: Mode[], opts: RunOptio
 function emptyRow (sc: Scenario, mode: Mode): Row {
   return {
     scenario: sc.id, title: sc.title, mode, acked: 0, failed: 0, lost: 0, lostWhileMasterFlaggedDown: 0, missingOnSomeNode: 0,
-    failedButStored: 0, longestAckGapMs: 0, firstAckAfterHealMs: null, reads404: { eventual: 0, strong: 0 }, wrongValues: 0,
+    failedButStored: 0, longestAckGapMs: 0, firstAckAfterHealMs: null, reads404: { eventual: 0, strong: 0 }, reads404OfKeptKeys: 0, wrongValues: 0,
     reads5xx: { eventual: 0, strong: 0 }, reads: 0, failures: {}, converged: 'not checked', finalMaster: '?', durationMs: 0, notes: [], details: []
   }
 }
@@ -157,6 +157,17 @@ async function check (dep: Deployment, load: Load, watch: SentinelWatch, timelin
     return
   }
   const onMaster = present.get(final) ?? new Set<string>()
+  // Where each 404 of an acknowledged key came from: a key the final master holds was answered
+  // "missing" by the read path (a resyncing replica, the near-cache); one it lacks was lost.
+  const why = new Map<string, number>()
+  for (const r of load.reads.filter(x => x.status === 404)) {
+    if (onMaster.has(r.key)) row.reads404OfKeptKeys++
+    const k = `${onMaster.has(r.key) ? 'key on final master' : 'key lost'} ${r.strong ? 'strong' : 'eventual'} ${r.servedBy ?? '?'}${r.cache === 'hit' ? ' cache-hit' : ''}`
+    why.set(k, (why.get(k) ?? 0) + 1)
+  }
+  if (why.size > 0) row.notes.push(`404s: ${[...why].map(([k, n]) => `${n} ${k}`).join(', ')}`)
+  const kept = load.reads.filter(x => x.status === 404 && onMaster.has(x.key))
+  if (kept.length > 0) row.details.push(`404s of keys the final master holds, at: ${kept.slice(0, 12).map(x => `${timeline.rel(x.start)} ${x.strong ? 'strong' : x.servedBy ?? '?'}`).join(', ')}`)
   const lost = load.writes.filter(w => acked(w) && !onMaster.has(w.key))
   row.lost = lost.length
   row.lostWhileMasterFlaggedDown = lost.filter(w => watch.downAt(final, w.end)).length

@@ -109,6 +109,7 @@ export class NodePool {
   private readonly kv: ClientSet
   private readonly ctl: ClientSet
   private cmd?: ClientSet
+  private wr?: ClientSet
   private closed = false
   private readonly logError: (err: Error) => void
 
@@ -157,6 +158,17 @@ export class NodePool {
   }
 
   /**
+   * A connection for /kv writes (REDIS_POOL_SIZE, opened on first use). Their pipelined WAIT blocks
+   * the connection until replicas confirm: reads of the master never queue behind it (partition
+   * suite, e1: replicas that cannot ack made every strong read of a healthy master time out).
+   */
+  async writes (timeoutMs: number): Promise<Redis> {
+    if (this.closed) throw new NotConnectedError(this.key)
+    this.wr ??= this.set(this.size, this.settings, `${this.settings.name}-writes`)
+    return await this.wr.acquire(timeoutMs)
+  }
+
+  /**
    * A connection of the command endpoint's own set (REDIS_POOL_SIZE, opened on first use), whose
    * replies are bounded (`commandReplyBytes`): a client's command never holds a /kv connection.
    */
@@ -188,7 +200,7 @@ export class NodePool {
 
   close (): void {
     this.closed = true
-    for (const set of [this.kv, this.ctl, this.cmd]) set?.close(closeClient)
+    for (const set of [this.kv, this.ctl, this.cmd, this.wr]) set?.close(closeClient)
   }
 }
 

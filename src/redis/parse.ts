@@ -11,6 +11,10 @@ export function flatToRecord (flat: unknown): Record<string, string> {
 export interface ReplicationInfo {
   role: string
   masterReplOffset: number
+  /** Replication history (src/sentinel/history.ts): current id, previous id and where it ends (+1). */
+  replid: string
+  replid2: string
+  secondReplOffset: number
   /** Replicas attached to this master, as the master itself reports them. */
   replicas: Array<{ host: string; port: number; state: string; offset: number; lag: number }>
 }
@@ -34,5 +38,12 @@ export function parseReplicationInfo (text: string): ReplicationInfo {
       lag: Number(kv.lag ?? 0)
     })
   }
-  return { role: fields.role ?? 'unknown', masterReplOffset: Number(fields.master_repl_offset ?? 0), replicas }
+  return {
+    role: fields.role ?? 'unknown',
+    masterReplOffset: Number(fields.master_repl_offset ?? 0),
+    replid: fields.master_replid ?? '',
+    replid2: fields.master_replid2 ?? '',
+    secondReplOffset: Number(fields.second_repl_offset ?? -1),
+    replicas
+  }
 }

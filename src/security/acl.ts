@@ -69,8 +69,9 @@ export function controlUserRules (db = 0): string[] {
     `~${literal(RESERVED_KEY_PREFIX)}*`,
     'resetchannels', '&__redis__:invalidate',
     '+@all', '-@admin', '-@dangerous',
-    // Topology checks, SCRIPT/FUNCTION KILL of a script that timed out.
-    '+info', '+role', '-script', '+script|kill', '-function', '+function|kill',
+    // Topology checks, SCRIPT/FUNCTION KILL of a script that timed out, CLIENT KILL of a replica's
+    // replication link stuck in TCP backoff after an asymmetric cut (src/replica-links.ts).
+    '+info', '+role', '-script', '+script|kill', '-function', '+function|kill', '+client|kill',
     '-select', ...(db === 0 ? [] : [`+select|${db}`]), '-move', '-copy'
   ]
 }

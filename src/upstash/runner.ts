@@ -18,7 +18,7 @@
  *   GW_ERR_WRITE_OUTCOME_UNKNOWN. A fault after sending (lost connection, timeout) is 504 at once.
  */
 import type { Redis } from 'ioredis'
-import type { Breakers } from '../breakers.js'
+import { pingsControl, type Breakers } from '../breakers.js'
 import type { Config, Durability } from '../config.js'
 import { GatewayError, unavailable } from '../errors.js'
 import type { Role } from '../kv.js'
@@ -169,15 +169,15 @@ export class CommandRunner {
   }
 
   private async write (cmds: Cmds, opts: CommandOptions): Promise<CommandsResult> {
-    const replicated = (opts.durability ?? this.config.durability) === 'replicated'
+    const mode = opts.durability ?? this.config.durability
     const transaction = opts.transaction === true
     const deadline = Date.now() + this.config.retryBudgetMs
     let lastErr: unknown
     for (let attempt = 0; ; attempt++) {
       // 503 (nothing sent) when no confirmed master within the budget, or its breaker is open.
-      const master = await this.topology.writableMaster(deadline)
+      const master = await this.topology.writableMaster(deadline, mode)
       const node = nodeKey(master)
-      const n = replicated ? this.topology.snapshot.requiredReplicas : 0
+      const n = this.topology.waitCount(mode)
       const pool = this.connections.get(master)
       let client: Redis | undefined
       let out: PipelineResult
@@ -187,7 +187,7 @@ export class CommandRunner {
           return await sendBatch(client, cmds, transaction, this.limits, {
             tail: c => [c.role(), c.call('CLIENT', 'ID'), ...(n > 0 ? [c.wait(n, this.config.waitTimeoutMs)] : [])]
           })
-        })
+        }, { alive: pingsControl(pool, this.config.connectTimeoutMs) })
       } catch (err) {
         if (client === undefined && err instanceof GatewayError) throw err
         if (client !== undefined) {
@@ -226,8 +226,11 @@ export class CommandRunner {
       // Applied on a node that no longer calls itself master: its resync will discard it.
       if (!isMaster) throw outcomeUnknown(roleErr ?? new Error(`${node} no longer reports itself master`))
       const acked = n > 0 ? Number(out[userPart.length + 2]![1]) : 0
-      if (acked >= n) return { replies, servedBy: 'master', node, syncToken: String(role[1]), replicas: acked }
-      const confirmed = await this.confirm(node, client!, clientId, acked, deadline)
+      if (acked >= n) {
+        this.topology.noteAcknowledged(node, Number(role[1]))
+        return { replies, servedBy: 'master', node, syncToken: String(role[1]), replicas: acked }
+      }
+      const confirmed = await this.confirm(node, client!, clientId, acked, deadline, mode)
       return { replies, servedBy: 'master', node, ...confirmed }
     }
   }
@@ -237,12 +240,12 @@ export class CommandRunner {
    * (counting the pinned replicas as the topology has them now) until confirmed, the master
    * changes, or the budget runs out (504).
    */
-  private async confirm (node: string, client: Redis, clientId: unknown, acked: number, deadline: number): Promise<{ syncToken: string; replicas: number }> {
+  private async confirm (node: string, client: Redis, clientId: unknown, acked: number, deadline: number, mode: Durability): Promise<{ syncToken: string; replicas: number }> {
     let lastErr: unknown = new Error(`write confirmed by ${acked} replicas`)
     for (;;) {
       const s = this.topology.snapshot
       if (s.master === null || nodeKey(s.master) !== node) throw outcomeUnknown(new Error(`the master changed from ${node} before the write was confirmed`))
-      const n = s.requiredReplicas
+      const n = this.topology.waitCount(mode)
       const left = deadline - Date.now()
       if (left <= 0) throw outcomeUnknown(lastErr)
       try {
@@ -252,14 +255,17 @@ export class CommandRunner {
           p.role()
           p.wait(n, Math.max(1, Math.min(this.config.waitTimeoutMs, left)))
           return await p.exec() as PipelineResult
-        })
+        }, { alive: pingsControl(this.connections.get(s.master), this.config.connectTimeoutMs) })
         for (const [err] of res) if (err !== null) throw err
         // A reconnected connection has no write of its own: its WAIT would prove nothing.
         if (res[0]![1] !== clientId) throw new Error('the connection that wrote was replaced')
         const role = res[1]![1] as [string, number]
         if (role[0] !== 'master') throw new Error(`${node} no longer reports itself master`)
         acked = Number(res[2]![1])
-        if (acked >= n) return { syncToken: String(role[1]), replicas: acked }
+        if (acked >= n) {
+          this.topology.noteAcknowledged(node, Number(role[1]))
+          return { syncToken: String(role[1]), replicas: acked }
+        }
         lastErr = new Error(`write confirmed by ${acked} of ${n} replicas`)
       } catch (err) {
         throw outcomeUnknown(err)

@@ -84,7 +84,13 @@ export async function plannedFailover (topo: Topology, o: FailoverOptions = {}):
       `PUTs acknowledged with 0 replicas (answer "replicas": 0): ${rec.ackedWithoutReplica().length}${rec.ackedWithoutReplica().length > 0 ? ` at ${rec.ackedWithoutReplica().slice(0, 3).map(x => `+${x.end - fo.startedAt}ms`).join(' ')} from the failover start` : ''}`)
     check(row, 'the master moved', fo.to !== fo.from && masterPort === fo.to, `from :${fo.from} to :${fo.to}, sentinels now name :${masterPort}`)
     check(row, 'writes were acknowledged by the new master after the failover', ackedAfter > 0, `${ackedAfter} acknowledged PUTs started after the switch`)
-    check(row, '0 failed PUTs', row.failures === 0, `${rec.summarize(rec.failed())}${row.failures > 0 ? ` (from the failover start: ${rec.describe(rec.failed(), fo.startedAt)})` : ''}`)
+    // The old master keeps reporting master for seconds after the switch, while the sentinels list it
+    // as a replica they could promote: writes wait for it to rejoin (issue 11 req 1) and answer 503
+    // (nothing applied) if it takes longer than the retry budget. Nothing else may fail.
+    const held = rec.failed().filter(x => x.status === 503 && x.code === 'GW_ERR_REDIS_UNAVAILABLE')
+    const other = rec.failed().filter(x => !held.includes(x))
+    check(row, 'no failed PUT other than 503 (nothing applied) while the old master rejoins', other.length === 0,
+      `${held.length} held writes answered 503${held.length > 0 ? ` (from the failover start: ${rec.describe(held, fo.startedAt)})` : ''}; other failures: ${rec.summarize(other)}`)
     check(row, '0 acknowledged writes lost', missing.length === 0, `${missing.length} of ${rec.acked.length} missing on :${masterPort}${missing.length > 0 ? `, e.g. ${missing.slice(0, 5).join(' ')}` : ''}`)
   })
   if (o.plain !== false) row.comparison = await plainClientFailover(topo, o.plain ?? {}, log)
@@ -188,8 +194,11 @@ export async function killMaster (topo: Topology, o: KillOptions = {}): Promise<
       row.failures = writes.failed().length + reads.failed().length
       row.longestRequestMs = Math.max(writes.longest(), reads.longest())
       row.recoveryMs = writes.firstAckAfter(killedAt)
-      const limit = settings.downAfterMs + 3000
-      check(row, `writes succeed again within down-after (${settings.downAfterMs}) + 3000 ms of the kill`, row.recoveryMs !== null && row.recoveryMs <= limit,
+      // Two down-afters: one to fail the master over, one for the sentinels to flag the dead old
+      // master down again as a replica of the new one (until then it is a node they list and could
+      // promote, and writes wait for it: issue 11 req 1).
+      const limit = 2 * settings.downAfterMs + 3000
+      check(row, `writes succeed again within 2 x down-after (${settings.downAfterMs}) + 3000 ms of the kill`, row.recoveryMs !== null && row.recoveryMs <= limit,
         `first acknowledged PUT sent after the kill completed ${row.recoveryMs ?? 'never'} ms after it (limit ${limit})`)
       const badGets = reads.failed()
       check(row, 'every GET of a key written before the kill succeeds during the outage', badGets.length === 0 && reads.ops.length > 0,

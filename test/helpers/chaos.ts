@@ -40,7 +40,7 @@ export const FULL: ChaosPlan = {
 }
 
 export const SHORT: ChaosPlan = {
-  a: { durationMs: 12_000, writers: 20, failoverAtMs: 3000, plain: { durationMs: 8000, writers: 20, failoverAtMs: 2000 } },
+  a: { durationMs: 16_000, writers: 20, failoverAtMs: 3000, plain: { durationMs: 8000, writers: 20, failoverAtMs: 2000 } },
   b: { durationMs: 7000, writers: 10, readers: 2, killAtMs: 2000 },
   c: { durationMs: 3000, writers: 5, readers: 2 },
   d: { durationMs: 6000, writers: 3, readers: 3 },

@@ -105,6 +105,8 @@ t.test('the control user: checks, invalidations and reserved keys, nothing else'
   t.match(await answer(control, 'ROLE'), /^OK:master/, 'ROLE')
   t.match(await answer(control, 'COMMAND', 'COUNT'), /^OK:\d+$/, 'COMMAND')
   t.match(await answer(control, 'SCRIPT', 'KILL'), /NOTBUSY/, 'SCRIPT KILL (answered NOTBUSY: nothing runs)')
+  t.equal(await answer(control, 'CLIENT', 'KILL', 'TYPE', 'master'), 'OK:0', 'CLIENT KILL (a replica\'s link stuck in TCP backoff; on a master: no master link)')
+  t.match(await answer(control, 'CLIENT', 'LIST'), /^NOPERM/, 'CLIENT LIST: NOPERM')
   t.equal(await answer(control, 'SET', `${RESERVED_KEY_PREFIX}acl-test`, '1', 'PX', '5000'), 'OK:OK', 'a reserved key (rate-limit counters)')
   t.match(await answer(control, 'GET', 'canary:string'), /^NOPERM/, 'a client key: NOPERM')
   t.match(await answer(control, 'FLUSHALL'), /^NOPERM/, 'FLUSHALL: NOPERM')
