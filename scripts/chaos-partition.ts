@@ -27,7 +27,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 const ids = (args.length > 0 ? args : SCENARIOS.map(s => s.id)) as ScenarioId[]
-const modes = (process.env.PARTITION_MODES ?? 'default,all').split(',').filter((m): m is Mode => m === 'default' || m === 'all')
+const modes = ((process.env.PARTITION_MODES ?? '') === '' ? 'default,all' : process.env.PARTITION_MODES!).split(',').filter((m): m is Mode => m === 'default' || m === 'all')
 
 installCleanup()
 // Bounded: every scenario is bounded; this is the backstop (exit runs the cleanup hook).
