@@ -235,6 +235,7 @@ export class Topology extends EventEmitter {
     await probing
     const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
     const listed = new Set(verdicts.map(v => v.key))
+    const down = new Set(verdicts.filter(v => v.downByMajority).map(v => v.key))
     for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
     // A node the sentinels list and do not flag down could be promoted: it counts, attached or not
     // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old
@@ -269,7 +270,9 @@ export class Topology extends EventEmitter {
       requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
       // Strict: a node leaves this set only when the sentinels stop listing it, never because it is down.
       allReplicas: chosen === null ? prev.allReplicas : new Set([...listed, ...attached.keys()].filter(k => k !== nodeKey(master))).size,
-      attachedReplicas: info === null ? prev.attachedReplicas : [...attached.values()].filter(r => r.state === 'online').length,
+      // Online by the master's INFO, and not flagged down by the sentinels: a replica killed a moment
+      // ago may still look attached to the master, and would never acknowledge.
+      attachedReplicas: info === null ? prev.attachedReplicas : [...attached].filter(([k, r]) => r.state === 'online' && !down.has(k)).length,
       // Read the current state, not `prev`: an end event may have arrived while this refresh ran.
       failoverInProgress: sentinelSaysFailover || (this.state.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
       refreshedAt: new Date().toISOString()
