@@ -20,6 +20,7 @@ import { OPEN_ACCESS } from '../auth.js'
 import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
 import { closeClient } from '../redis/connections.js'
+import { controlAuth } from '../redis/control-auth.js'
 import { ioredisNatMap } from '../redis/nat.js'
 import { tlsOptionsForAnyHost } from '../redis/tls.js'
 import { RESERVED_KEY_PREFIX } from '../security/reserved.js'
@@ -50,9 +51,7 @@ export default fp<{ config: Config; onRejected: () => void }>(async (app, { conf
     sentinelUsername: config.sentinelUsername,
     sentinelPassword: config.sentinelPassword,
     // The control user: the data user is denied the reserved keys by Redis ACL.
-    ...(config.controlUsername !== undefined || config.controlPassword !== undefined
-      ? { username: config.controlUsername, password: config.controlPassword }
-      : { username: config.redisUsername, password: config.redisPassword }),
+    ...(controlAuth(config) ?? { username: config.redisUsername, password: config.redisPassword }),
     db: config.db,
     role: 'master',
     failoverDetector: true,

@@ -8,6 +8,7 @@
 import { exists as staticExists } from '@ioredis/commands'
 import type { Redis } from 'ioredis'
 import { nodeKey, type Connections } from '../redis/connections.js'
+import { withTimeout } from '../redis/faults.js'
 import type { Topology } from '../topology.js'
 
 /** Where a key spec starts looking (Redis 7 key specs: `begin_search`). */
@@ -168,19 +169,7 @@ export class CommandTables {
 
   private async load (addr: { host: string; port: number }): Promise<CommandTable> {
     const client: Redis = await this.connections.get(addr).control(this.timeoutMs)
-    const reply = await withTimeout(client.call('COMMAND'), this.timeoutMs * 5, 'COMMAND')
+    const reply = await withTimeout('COMMAND', this.timeoutMs * 5, async () => await client.call('COMMAND'))
     return CommandTable.fromReply(reply)
-  }
-}
-
-/** `p`, or a rejection after `ms` (the call itself is not cancelled). */
-export async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
-    })])
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -8,7 +8,8 @@ import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
 import type { Connections } from '../redis/connections.js'
 import type { Topology } from '../topology.js'
-import { CommandTables, withTimeout } from './command-table.js'
+import { withTimeout } from '../redis/faults.js'
+import { CommandTables } from './command-table.js'
 import { type Arg, CommandRefused, type Decision, decide, NoPermission, type PolicySettings, type ReplyFilter } from './policy.js'
 import { isReservedChannel, isReservedKey } from './reserved.js'
 
@@ -59,7 +60,7 @@ export class CommandGate {
     try {
       // As the data user (the control user may not read client keys), bounded like any command.
       const client = await this.connections.get(master).commands(this.config.connectTimeoutMs)
-      length = Number(await withTimeout(client.strlen(key), this.config.commandTimeoutMs, 'STRLEN'))
+      length = Number(await withTimeout('STRLEN', this.config.commandTimeoutMs, async () => await client.strlen(key)))
     } catch (err) {
       // WRONGTYPE: APPEND itself will answer that error.
       if (err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('WRONGTYPE')) return

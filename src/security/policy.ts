@@ -22,7 +22,7 @@ import type { Principal, Right } from '../auth.js'
 import type { CommandSpec, CommandTable } from './command-table.js'
 import { type Arg, KeysNotLocated, locate, xreadBlocks } from './keys.js'
 import { type Growth, valueGrowth } from './limits.js'
-import { isReservedChannel, isReservedKey } from './reserved.js'
+import { isReservedChannel, isReservedKey, startsWithBytes } from './reserved.js'
 
 export type { Arg } from './keys.js'
 
@@ -91,8 +91,6 @@ const CURSORS: ReadonlySet<string> = new Set(['scan', 'hscan', 'sscan', 'zscan']
 const FILTERS: Readonly<Record<string, ReplyFilter>> = { scan: 'scan', randomkey: 'randomkey', 'pubsub|channels': 'channels', 'pubsub|shardchannels': 'channels' }
 
 const upper = (s: string): string => s.toUpperCase()
-const bytes = (a: Arg): Buffer => typeof a === 'string' ? Buffer.from(a) : a
-const startsWith = (a: Arg, prefix: Buffer): boolean => { const b = bytes(a); return b.length >= prefix.length && b.subarray(0, prefix.length).equals(prefix) }
 const GLOB = /[*?[\\]/
 
 /**
@@ -185,7 +183,7 @@ function checkKeys (p: Principal, keys: readonly Arg[], shown: string): void {
   const scope = `NOPERM this token may only use keys starting with "${p.prefix}"`
   if (keys.length === 0) throw new NoPermission(`${scope}: '${shown}' names no key`)
   const prefix = Buffer.from(p.prefix)
-  for (const k of keys) if (!startsWith(k, prefix)) throw new NoPermission(`${scope}: '${shown}' names another key`)
+  for (const k of keys) if (!startsWithBytes(k, prefix)) throw new NoPermission(`${scope}: '${shown}' names another key`)
 }
 
 /**
@@ -203,7 +201,7 @@ function checkChannels (p: Principal, form: string, list: readonly Arg[], shown:
   const scope = `NOPERM this token may only use channels starting with "${p.prefix}"`
   if (channels.length === 0 || (patterns && GLOB.test(p.prefix))) throw new NoPermission(`${scope}: '${shown}' names no channel inside it`)
   const prefix = Buffer.from(p.prefix)
-  for (const c of channels) if (!startsWith(c, prefix)) throw new NoPermission(`${scope}: '${shown}' names another channel`)
+  for (const c of channels) if (!startsWithBytes(c, prefix)) throw new NoPermission(`${scope}: '${shown}' names another channel`)
 }
 
 /** A name as it may appear in an error message: printable ASCII, at most 64 characters. */

@@ -12,32 +12,20 @@ const RESERVED_KEY_BYTES = Buffer.from(RESERVED_KEY_PREFIX)
 /** Channels starting with `__` are Redis's and Sentinel's: __sentinel__:*, __redis__:*, __keyspace@*, __keyevent@*. */
 export const RESERVED_CHANNEL_PREFIX = '__'
 
-const asBytes = (v: string | Buffer): Buffer => typeof v === 'string' ? Buffer.from(v) : v
+const RESERVED_CHANNEL_BYTES = Buffer.from(RESERVED_CHANNEL_PREFIX)
 
-/** True for a key of the gateway's own (compared as bytes: a Buffer key is what Redis sees). */
+/** True when `name` starts with `prefix`, compared as bytes (a string as its UTF-8: what Redis sees). */
+export function startsWithBytes (name: string | Buffer, prefix: Buffer): boolean {
+  const b = typeof name === 'string' ? Buffer.from(name) : name
+  return b.length >= prefix.length && b.subarray(0, prefix.length).equals(prefix)
+}
+
+/** True for a key of the gateway's own. */
 export function isReservedKey (key: string | Buffer): boolean {
-  const b = asBytes(key)
-  return b.length >= RESERVED_KEY_BYTES.length && b.subarray(0, RESERVED_KEY_BYTES.length).equals(RESERVED_KEY_BYTES)
+  return startsWithBytes(key, RESERVED_KEY_BYTES)
 }
 
 /** True for a channel (or channel pattern) that starts with `__`. */
 export function isReservedChannel (channel: string | Buffer): boolean {
-  const b = asBytes(channel)
-  return b.length >= 2 && b[0] === 0x5f && b[1] === 0x5f
-}
-
-/**
- * True when a glob pattern (SCAN MATCH, PSUBSCRIBE...) could match a name starting with `prefix`:
- * it cannot only when its literal start already differs from the prefix. Used to refuse patterns
- * that could reach reserved names.
- */
-export function patternMayMatchPrefix (pattern: string | Buffer, prefix: string): boolean {
-  const p = asBytes(pattern).toString('latin1')
-  for (let i = 0; i < prefix.length; i++) {
-    const c = p[i]
-    if (c === undefined) return false
-    if (c === '*' || c === '?' || c === '[' || c === '\\') return true
-    if (c !== prefix[i]) return false
-  }
-  return true
+  return startsWithBytes(channel, RESERVED_CHANNEL_BYTES)
 }
