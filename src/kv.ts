@@ -226,6 +226,8 @@ export class KvService {
         const outcome = interpret(res[0]![1])
         const acked = n > 0 ? Number(res[2]![1]) : 0
         if (acked < n) throw new NotConfirmedError(`write confirmed by ${acked} of ${n} replicas within ${this.config.waitTimeoutMs} ms`)
+        // A node became promotable while this write was in flight: confirm again with it counted.
+        if (!this.topology.ackCovers(mode, n)) throw new NotConfirmedError(`the WAIT count grew from ${n} while the write was in flight`)
         const role = res[1]![1] as [string, number]
         this.topology.noteAcknowledged(node, Number(role[1]))
         return { outcome, result: { syncToken: String(role[1]), node, replicas: acked } }

@@ -27,6 +27,12 @@ const MIN_REFRESH_GAP_MS = 50
 const MASTER_CHANGE_GRACE_MS = 2000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
+/**
+ * Sentinel events after which a node may have become promotable (no longer flagged down, newly
+ * listed, converted): until a refresh started after such an event completes, the WAIT count may be
+ * one short, so new writes wait for that refresh instead of being acknowledged without the node.
+ */
+const GROWTH_EVENTS = new Set(['-sdown', '-odown', '+slave', '+convert-to-slave', '+reboot'])
 
 import type { TopologySnapshot } from './topology-types.js'
 
@@ -50,6 +56,9 @@ export class Topology extends EventEmitter {
   private masterSince = 0
   /** When the last failover end event arrived: sentinel answers older than this are stale. */
   private failoverEndedAt = 0
+  /** When the last GROWTH_EVENTS event arrived, and when the last completed refresh started. */
+  private grewAt = 0
+  private refreshedFrom = 0
   /** What each replica says about itself; pushes deaf replication links to reconnect. */
   readonly links: ReplicaLinks
 
@@ -121,7 +130,7 @@ export class Topology extends EventEmitter {
       // sentinels could promote that has not attached yet (an old master back from a failover, still
       // reporting master) is waited for BEFORE anything is applied (503 at the deadline), not after.
       const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
-      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && short <= 0) return s.master
+      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && !this.viewBehindEvents() && short <= 0) return s.master
       const left = deadline - Date.now()
       if (left <= 0) {
         throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
@@ -164,6 +173,15 @@ export class Topology extends EventEmitter {
     return mode === 'none' ? 0 : mode === 'all' ? this.state.allReplicas : this.state.requiredReplicas
   }
 
+  /**
+   * Whether a write confirmed by `n` replicas may be acknowledged now: the count did not grow while
+   * it was in flight (a node the sentinels stopped flagging down, a node newly listed), and no event
+   * that may grow it is still unseen by a refresh. Otherwise the write is confirmed again.
+   */
+  ackCovers (mode: Durability, n: number): boolean {
+    return !this.viewBehindEvents() && this.waitCount(mode) <= n
+  }
+
   /** A write acknowledged by master `node` at replication offset `offset` (its ROLE after the write). O(1). */
   noteAcknowledged (node: string, offset: number): void { this.history.note(node, offset) }
 
@@ -190,6 +208,11 @@ export class Topology extends EventEmitter {
     return this.state.failoverInProgress && Date.now() < this.failoverHoldUntil
   }
 
+  /** A sentinel event may have made a node promotable that the last completed refresh did not see. */
+  private viewBehindEvents (): boolean {
+    return this.grewAt > 0 && this.grewAt >= this.refreshedFrom
+  }
+
   private schedule (): void {
     if (this.closed) return
     const fast = !this.state.masterConfirmed || this.state.failoverInProgress
@@ -203,6 +226,7 @@ export class Topology extends EventEmitter {
     this.log.info({ sentinel: e.sentinel, event: e.channel, detail: e.message }, 'sentinel event')
     if (FAILOVER_START_EVENTS.has(e.channel)) this.markFailover(true)
     if (FAILOVER_END_EVENTS.has(e.channel)) this.markFailover(false)
+    if (GROWTH_EVENTS.has(e.channel)) this.grewAt = Date.now()
     this.requestRefresh()
   }
 
@@ -289,6 +313,7 @@ export class Topology extends EventEmitter {
     this.checkHistory(next, master, info)
     logReplicaChanges(this.log, prev.replicas, replicas)
     this.state = next
+    this.refreshedFrom = startedAt
     if (this.closed) return
     this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
     // Open replica connections now, so the first read does not find them still connecting.

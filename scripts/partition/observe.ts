@@ -33,7 +33,7 @@ const flagsOf = (entry: unknown): Record<string, string> => {
 const isDown = (flags: string | undefined): boolean => /(^|,)(s_down|o_down|disconnected)(,|$)/.test(flags ?? '')
 
 /**
- * Polls the three sentinels every 500 ms (bounded by stop() or maxMs): the master they name and
+ * Polls the three sentinels every 100 ms (bounded by stop() or maxMs): the master they name and
  * which redis nodes any of them flags s_down, o_down or disconnected (not promotable). Changes go to the timeline; the intervals in
  * which a node was flagged down are kept (requirement 1 of issue 11 allows losing only writes
  * acknowledged while the promoted node was flagged down).
@@ -58,16 +58,17 @@ export class SentinelWatch {
     for (const c of this.clients) c.disconnect()
   }
 
-  /** Whether `node` was flagged down at time `at`. */
-  downAt (node: NodeName, at: number): boolean {
-    return (this.down.get(node) ?? []).some(([a, b]) => at >= a && at <= b)
+  /** Whether `node` was flagged down at time `at`, or at any time between `at` and `until`. */
+  downAt (node: NodeName, at: number, until = at): boolean {
+    return (this.down.get(node) ?? []).some(([a, b]) => until >= a && at <= b)
   }
 
   private async loop (): Promise<void> {
     const end = Date.now() + this.maxMs
     while (!this.stopping && Date.now() < end) {
       await this.poll().catch(() => {})
-      await sleep(500)
+      // 100 ms: at ~250 writes/s a coarser sample blurs the window by dozens of writes.
+      await sleep(100)
     }
   }
 

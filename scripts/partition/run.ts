@@ -170,7 +170,9 @@ async function check (dep: Deployment, load: Load, watch: SentinelWatch, timelin
   if (kept.length > 0) row.details.push(`404s of keys the final master holds, at: ${kept.slice(0, 12).map(x => `${timeline.rel(x.start)} ${x.strong ? 'strong' : x.servedBy ?? '?'}`).join(', ')}`)
   const lost = load.writes.filter(w => acked(w) && !onMaster.has(w.key))
   row.lost = lost.length
-  row.lostWhileMasterFlaggedDown = lost.filter(w => watch.downAt(final, w.end)).length
+  // A write whose WAIT count was decided while the node was flagged down may leave it out:
+  // flagged down at any time between the request and its answer.
+  row.lostWhileMasterFlaggedDown = lost.filter(w => watch.downAt(final, w.start, w.end)).length
   row.missingOnSomeNode = load.writes.filter(w => acked(w) && [...present.values()].some(s => !s.has(w.key))).length
   row.failedButStored = load.writes.filter(w => !acked(w) && onMaster.has(w.key)).length
   if (lost.length > 0) {
