@@ -132,31 +132,38 @@ export class CommandTable {
 }
 
 /**
- * The command tables of the deployment's servers, loaded with `COMMAND` on each node's control
- * connection when first needed and kept per node address. `current()` is the master's: the node
- * that runs writes and the one every replica copies.
+ * The command table of the master, read with `COMMAND` on its control connection when first
+ * needed. Only the current master's table is kept: when the master changes (a failover, possibly
+ * to a node running another Redis version, or the same address restarted with a newer one) the
+ * new master's table is read anew, never taken from a cache. `current({ refreshOlderThanMs })`
+ * also reads it again when it is older than that (a command the table lacks: a module loaded or
+ * the server upgraded in place since it was read).
  */
 export class CommandTables {
-  private readonly tables = new Map<string, Promise<CommandTable>>()
+  private loaded?: { key: string; table: Promise<CommandTable>; at: number }
   private latest?: CommandTable
 
   constructor (private readonly topology: Topology, private readonly connections: Connections,
-    private readonly timeoutMs: number) {}
+    private readonly timeoutMs: number, private readonly now: () => number = Date.now) {}
 
-  /** The master's table (loaded now if not yet); rejects when no master is known or it cannot answer. */
-  async current (): Promise<CommandTable> {
+  /** The master's table (read now if not yet); rejects when no master is known or it cannot answer. */
+  async current (opts: { refreshOlderThanMs?: number } = {}): Promise<CommandTable> {
     const master = this.topology.snapshot.master
     if (master === null) throw new Error('no master is known yet: the command table cannot be read')
     const key = nodeKey(master)
-    let table = this.tables.get(key)
-    if (table === undefined) {
-      table = this.load(master)
-      this.tables.set(key, table)
-      // A failed load is tried again by the next request.
-      table.catch(() => { if (this.tables.get(key) === table) this.tables.delete(key) })
+    let loaded = this.loaded
+    const stale = opts.refreshOlderThanMs !== undefined && loaded !== undefined && this.now() - loaded.at >= opts.refreshOlderThanMs
+    if (loaded === undefined || loaded.key !== key || stale) {
+      const table = this.load(master)
+      loaded = this.loaded = { key, table, at: this.now() }
+      // A failed read is tried again by the next request.
+      const mine = loaded
+      table.catch(() => { if (this.loaded === mine) this.loaded = undefined })
     }
-    this.latest = await table
-    return this.latest
+    const table = await loaded.table
+    // A slower read of an earlier master never replaces the current master's table.
+    if (this.loaded === loaded) this.latest = table
+    return table
   }
 
   /**

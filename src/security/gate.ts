@@ -9,9 +9,12 @@ import { GatewayError } from '../errors.js'
 import type { Connections } from '../redis/connections.js'
 import type { Topology } from '../topology.js'
 import { withTimeout } from '../redis/faults.js'
-import { CommandTables } from './command-table.js'
+import { type CommandTable, CommandTables } from './command-table.js'
 import { type Arg, CommandRefused, type Decision, decide, NoPermission, type PolicySettings, type ReplyFilter } from './policy.js'
 import { isReservedChannel, isReservedKey } from './reserved.js'
+
+/** How old the table must be before a command it lacks makes the gate read it again. */
+const UNKNOWN_REFRESH_MS = 10_000
 
 export class CommandGate {
   readonly tables: CommandTables
@@ -32,7 +35,7 @@ export class CommandGate {
    * `each` returned in the command's place (a pipeline answers it and runs the others).
    */
   async check (p: Principal, cmds: readonly Arg[][], each: boolean): Promise<Array<Decision | CommandRefused | NoPermission>> {
-    let table
+    let table: CommandTable
     try {
       table = await this.tables.current()
     } catch (err) {
@@ -41,6 +44,11 @@ export class CommandGate {
     const out: Array<Decision | CommandRefused | NoPermission> = []
     for (const cmd of cmds) {
       try {
+        if (!table.has(String(cmd[0]))) {
+          // The server may know it now (a module loaded, the server upgraded in place): its table is
+          // read again, at most once per UNKNOWN_REFRESH_MS, before the command is called unknown.
+          table = await this.tables.current({ refreshOlderThanMs: UNKNOWN_REFRESH_MS }).catch(() => table)
+        }
         const d = decide(p, cmd, table, this.settings)
         if (d.append !== undefined) await this.checkAppend(d.append)
         out.push(d)

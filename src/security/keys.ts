@@ -89,6 +89,18 @@ function indexes (spec: KeySpec, argv: readonly Arg[], first: number, arity: num
 }
 
 /**
+ * The key spec Redis makes up for a module command registered with the legacy (first, last, step)
+ * triple only (module.c moduleCreateCommandProxy: RW, access, update, whatever the command does;
+ * RedisJSON registers every command so). It locates the keys but says nothing about reading or
+ * writing them: the command's own `readonly` / `write` flags do.
+ */
+export function isLegacyStandIn (spec: CommandSpec, ks: KeySpec): boolean {
+  if (!spec.flags.has('module')) return false
+  const named = [...ks.flags].filter(f => f !== 'variable_flags')
+  return named.length === 3 && ks.flags.has('RW') && ks.flags.has('access') && ks.flags.has('update')
+}
+
+/**
  * Locates the keys and channels of `argv` (the command name first; for a subcommand spec the
  * subcommand second, as Redis counts). Throws KeysNotLocated when they cannot be placed.
  */
@@ -111,7 +123,7 @@ export function locate (spec: CommandSpec, argv: readonly Arg[]): Located {
     for (const first of beginnings(ks, argv)) {
       const found = indexes(ks, argv, first, spec.arity)
       for (const j of found) (isChannel ? channels : keys).push(argv[j]!)
-      if (!isChannel && found.length > 0 && !ks.flags.has('RO')) keysReadOnly = false
+      if (!isChannel && found.length > 0 && !ks.flags.has('RO') && !isLegacyStandIn(spec, ks)) keysReadOnly = false
     }
   }
   return { keys, channels, keysReadOnly }

@@ -10,7 +10,12 @@
  *     flag and only `RO` key specs: PFCOUNT rewrites its key, so it needs `w`), else `r` and `w`;
  *   - scripts (EVAL, EVALSHA, FCALL and their _RO forms): `x`, plus `w` (or `r` for the _RO forms);
  *   - PUBLISH / SPUBLISH and PUBSUB introspection: `p`;
- *   - PING, ECHO, TIME: any token.
+ *   - PING, ECHO, TIME: any token;
+ *   - module commands (flag `module`) in a data family or an admitted module family (`@json`),
+ *     routed and checked by their own flags and keys (`decideModule`): `r` (and `w` unless flagged
+ *     `readonly`), never for a prefixed token (a module may touch keys it does not declare:
+ *     JSON.MGET declares only its first), no argument under the reserved prefix, none larger than
+ *     KV_MAX_VALUE_BYTES, never with the flags `admin`, `noscript`, `pubsub`, `blocking`, `no_auth`.
  * Refused for every token: `@admin`, `@dangerous`, `@connection`, `@transaction` (use
  * /multi-exec), blocking forms, subscriptions (they need a stream), script and function
  * management, RESTORE, MIGRATE, MOVE, SWAPDB, SELECT, COPY (its DB option), anything
@@ -70,6 +75,14 @@ export interface PolicySettings {
 
 /** The data families: ACL categories of commands on stored data. */
 const DATA_FAMILIES = ['string', 'hash', 'list', 'set', 'sortedset', 'geo', 'hyperloglog', 'bitmap', 'stream', 'keyspace']
+/**
+ * Module families: categories a module declares for commands on data stored under the keys they
+ * name (RedisJSON: `@json`). Other modules (search, time series...) read keys their indexes or
+ * filters select, which no key check can bound: not admitted.
+ */
+const MODULE_FAMILIES = ['json']
+/** Flags no module command passes with: server management, kept out of scripts, connection state. */
+const MODULE_FORBIDDEN_FLAGS = ['admin', 'noscript', 'pubsub', 'blocking', 'no_auth']
 /** Categories no token may run, whatever else the command is. */
 const FORBIDDEN_CATEGORIES = ['admin', 'dangerous', 'connection', 'transaction']
 /**
@@ -124,6 +137,8 @@ export function decide (p: Principal, cmd: readonly Arg[], table: CommandTable, 
     if (!p.rights.has(right)) throw new NoPermission(`NOPERM this token has no ${right} right: it cannot run '${shown}' (${what})`)
   }
 
+  if (spec.flags.has('module') || found.command.flags.has('module')) return decideModule(p, name, spec, cmd, settings, need, notAvailable)
+
   if (spec.categories.has('scripting')) {
     if (!SCRIPT_RUNNERS.has(name)) throw notAvailable('it manages the server\'s scripts')
     need('script', 'scripts need x')
@@ -158,6 +173,32 @@ export function decide (p: Principal, cmd: readonly Arg[], table: CommandTable, 
     ...filterOf(spec.name),
     ...(growth !== null ? { append: growth.append } : {})
   }
+}
+
+/**
+ * A module command: admitted by its own flags, categories and keys. Its key positions come from
+ * the module (often the legacy first/last/step triple), which may leave out keys it touches, so
+ * no prefixed token runs it and no argument may name a reserved key.
+ */
+function decideModule (p: Principal, name: string, spec: CommandSpec, cmd: readonly Arg[], settings: PolicySettings,
+  need: (right: Right, what: string) => void, notAvailable: (why: string) => CommandRefused): Decision {
+  const shown = upper(spec.name.replace('|', ' '))
+  const flag = MODULE_FORBIDDEN_FLAGS.find(f => spec.flags.has(f))
+  if (flag !== undefined) throw notAvailable(`a module command flagged ${flag}`)
+  if (spec.categories.has('scripting') || spec.categories.has('pubsub')) throw notAvailable('a module command on scripts or channels')
+  if (![...DATA_FAMILIES, ...MODULE_FAMILIES].some(c => spec.categories.has(c))) throw notAvailable('a module command outside the admitted data families')
+  const located = locateOrRefuse(spec, cmd)
+  if (located.keys.length === 0 || located.channels.length > 0) throw notAvailable('a module command must name the keys it works on')
+  const readOnly = spec.flags.has('readonly') && !spec.flags.has('write') && located.keysReadOnly
+  need('read', 'every data command needs r')
+  if (!readOnly) need('write', 'it changes stored data')
+  if (p.prefix !== '') throw new NoPermission(`NOPERM this token may only use keys starting with "${p.prefix}": a module command may touch keys it does not declare`)
+  // Any argument may be a key the module did not declare (JSON.MGET declares its first key only).
+  for (const a of cmd.slice(1)) if (isReservedKey(a)) throw new NoPermission(`NOPERM '${shown}' names a key reserved for the gateway`)
+  if (cmd.some(a => Buffer.byteLength(a) > settings.maxValueBytes)) {
+    throw new CommandRefused(`ERR an argument of '${shown}' is larger than KV_MAX_VALUE_BYTES (${settings.maxValueBytes} bytes)`)
+  }
+  return { name, route: readOnly ? 'replica' : 'write', readOnly, script: false }
 }
 
 function filterOf (specName: string): { filter?: ReplyFilter } {

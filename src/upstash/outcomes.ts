@@ -31,6 +31,30 @@ export class SentFault extends Error {
   }
 }
 
+/**
+ * Read-only script calls a replica may answer "not here" while the master has what they need:
+ * EVALSHA_RO (Redis copies no script cache to replicas: a script loaded with SCRIPT LOAD on the
+ * master, or run there by EVAL, is unknown to them) and FCALL_RO of a function the replica has
+ * not received yet. Keyed by lower-case command name: the error that means "missing here".
+ */
+const MISSING_ON_REPLICA: ReadonlyMap<string, RegExp> = new Map([['evalsha_ro', /^NOSCRIPT\b/], ['fcall_ro', /^ERR Function not found/]])
+
+/** A replica lacks a script or function the batch calls: the batch (read-only, safe to repeat) runs on the master. */
+export class MissingOnReplica extends Error {
+  constructor (readonly node: string) {
+    super(`${node} lacks a script or function the read-only batch calls`)
+    this.name = 'MissingOnReplica'
+  }
+}
+
+/** True when a replica answered a read-only script call of `cmds` with "no such script/function". */
+export function missingOnReplica (cmds: ReadonlyArray<ReadonlyArray<string | Buffer>>, out: PipelineResult): boolean {
+  return out.some(([err], i) => {
+    if (err === null || err.name !== 'ReplyError') return false
+    return MISSING_ON_REPLICA.get(String(cmds[i]?.[0]).toLowerCase())?.test(err.message) === true
+  })
+}
+
 /** True when nothing of the batch ran: refused by the node (LOADING, READONLY, BUSY...) or never written. */
 export function isRefusal (err: unknown): boolean {
   return err instanceof Error && ((err.name === 'ReplyError' && REFUSED_REPLY.test(err.message)) || NOT_SENT.test(err.message))

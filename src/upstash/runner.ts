@@ -5,8 +5,8 @@
  * KvService.commands by the Upstash endpoint.
  *
  * Routes (CommandRoute):
- * - `replica`: read-only; a healthy replica, else (or when it fails, or is behind the sync token)
- *   the master; retried anywhere within the budget.
+ * - `replica`: read-only; a healthy replica, else (or when it fails, is behind the sync token, or
+ *   lacks a script EVALSHA_RO / FCALL_RO calls) the master; retried anywhere within the budget.
  * - `master`: the master, no replica confirmation, retried (commands that change no data: PING,
  *   SCAN cursors, OBJECT..., and read-only transactions).
  * - `write`: the master, one round trip [MULTI] commands [EXEC] ROLE CLIENT-ID WAIT n, n the pinned
@@ -29,7 +29,8 @@ import type { ReadRouter } from '../routing.js'
 import { backoffWithin } from '../retry.js'
 import type { Topology } from '../topology.js'
 import {
-  commandReplies, final, firstError, isRefusal, outcomeUnknown, SentFault, TransactionAbortedError, writeState, type CommandReply
+  commandReplies, final, firstError, isRefusal, MissingOnReplica, missingOnReplica, outcomeUnknown, SentFault, TransactionAbortedError,
+  writeState, type CommandReply
 } from './outcomes.js'
 
 export { TransactionAbortedError, type CommandReply }
@@ -151,6 +152,8 @@ export class CommandRunner {
       if (role === 'replica' && !(offset >= opts.syncToken!)) return null
       syncToken = String(offset)
     }
+    // Repeating a read-only batch is safe: the master (which has every script run or loaded there) answers it.
+    if (role === 'replica' && missingOnReplica(cmds, out)) throw new MissingOnReplica(node)
     return { replies: commandReplies(out, opts.transaction === true), servedBy: role, node, ...(syncToken === undefined ? {} : { syncToken }) }
   }
 
@@ -226,7 +229,7 @@ export class CommandRunner {
       // Applied on a node that no longer calls itself master: its resync will discard it.
       if (!isMaster) throw outcomeUnknown(roleErr ?? new Error(`${node} no longer reports itself master`))
       const acked = n > 0 ? Number(out[userPart.length + 2]![1]) : 0
-      if (acked >= n) {
+      if (acked >= n && this.topology.ackCovers(mode, n)) {
         this.topology.noteAcknowledged(node, Number(role[1]))
         return { replies, servedBy: 'master', node, syncToken: String(role[1]), replicas: acked }
       }
@@ -262,11 +265,13 @@ export class CommandRunner {
         const role = res[1]![1] as [string, number]
         if (role[0] !== 'master') throw new Error(`${node} no longer reports itself master`)
         acked = Number(res[2]![1])
-        if (acked >= n) {
+        if (acked >= n && this.topology.ackCovers(mode, n)) {
           this.topology.noteAcknowledged(node, Number(role[1]))
           return { syncToken: String(role[1]), replicas: acked }
         }
         lastErr = new Error(`write confirmed by ${acked} of ${n} replicas`)
+        // Confirmed, but the count may have grown meanwhile: wait for the current view, then again.
+        if (acked >= n) await this.topology.changedOrTimeout(Math.min(100, Math.max(1, deadline - Date.now())))
       } catch (err) {
         throw outcomeUnknown(err)
       }
