@@ -3,8 +3,10 @@
 # table); REDIS_SENTINELS is required, e.g.
 #   docker run -e REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379 -p 3000:3000 <image>
 
+# Node.js 26 'Lithium', the active LTS line (since 2026-10-28, supported to April 2029), pinned to an exact
+# release so every build gets the same runtime: update both FROM lines together.
 # --- build: compile the TypeScript with every dependency, then keep only the production ones ---
-FROM node:20-bookworm-slim AS build
+FROM node:26.13.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +14,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: compiled code + production node_modules + package.json, run as the `node` user ---
-FROM node:20-bookworm-slim AS runtime
+FROM node:26.13.0-bookworm-slim AS runtime
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0
 # V8 heap flags (src/runtime.ts PRODUCTION_NODE_OPTIONS): RSS near 95-130 MB under load instead of
 # 180-205 MB, for 5-10% less throughput. Raise --max-old-space-size with NEAR_CACHE_MAX_BYTES.

@@ -1,16 +1,44 @@
 /**
  * `npm run demo`: a local Sentinel topology (1 master, 2 replicas, 3 sentinels on loopback, free
- * ports, temp dirs) and the gateway in front of it, until Ctrl-C. Everything started is stopped.
+ * ports, temp dirs) and the gateway in front of it, until Ctrl-C, SIGTERM or SIGHUP. Everything
+ * started is stopped, also when the signal comes while it is still starting. The npm script runs
+ * this file with `exec`, so npm's shell is replaced and a signal sent to npm reaches this process.
+ * Once ready it prints every pid it started (test/demo.test.ts checks they are all gone after SIGTERM).
  */
-import { spawn } from 'node:child_process'
-import { startTopology } from '../test/helpers/topology.js'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { startTopology, type Topology } from '../test/helpers/topology.js'
 import { gatewayEnv, serverPath } from '../test/helpers/gateway.js'
 
 const port = process.env.PORT ?? '3000'
+/** The gateway gets SHUTDOWN_TIMEOUT_MS (default 10 s) for in-flight requests; then it is killed. */
+const GATEWAY_STOP_MS = 12_000
 const say = (line: string): void => { process.stdout.write(`${line}\n`) }
 
-const topo = await startTopology({ log: l => say(`[topology] ${l}`) })
-const gateway = spawn(process.execPath, [serverPath()], {
+let topo: Topology | undefined
+let gateway: ChildProcess | undefined
+let stopping = false
+
+async function stop (code: number): Promise<void> {
+  if (stopping) return
+  stopping = true
+  // Still starting: exiting runs the exit hook of test/helpers/topology-procs.ts, which kills every
+  // node spawned so far and removes their temp dirs.
+  if (topo === undefined) process.exit(code)
+  const g = gateway
+  if (g !== undefined && g.exitCode === null && g.signalCode === null) {
+    const exited = new Promise(resolve => g.once('exit', resolve))
+    g.kill('SIGTERM')
+    const timer = setTimeout(() => g.kill('SIGKILL'), GATEWAY_STOP_MS)
+    await exited
+    clearTimeout(timer)
+  }
+  await topo.stop()
+  process.exit(code)
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => { void stop(0) })
+
+topo = await startTopology({ log: l => say(`[topology] ${l}`) })
+gateway = spawn(process.execPath, [serverPath()], {
   env: {
     ...process.env,
     // The sentinels, and the Redis ACL users every node of the topology has (data and control).
@@ -21,20 +49,6 @@ const gateway = spawn(process.execPath, [serverPath()], {
   },
   stdio: ['ignore', 'inherit', 'inherit']
 })
-
-let stopping = false
-async function stop (code: number): Promise<void> {
-  if (stopping) return
-  stopping = true
-  if (gateway.exitCode === null) {
-    gateway.kill('SIGTERM')
-    await new Promise(resolve => gateway.once('exit', resolve))
-  }
-  await topo.stop()
-  process.exit(code)
-}
-process.on('SIGINT', () => { void stop(0) })
-process.on('SIGTERM', () => { void stop(0) })
 gateway.on('exit', (code) => {
   if (!stopping) { say(`gateway exited with code ${code}`); void stop(1) }
 })
@@ -50,13 +64,15 @@ for (;;) {
 
 say(`
 Sentinel KV gateway ready at ${url}
+  operations page: ${url}/ui   (live topology, failover timeline, traffic)
   sentinels: REDIS_SENTINELS=${topo.sentinelList}  REDIS_MASTER_NAME=${topo.masterName}
+  pids: demo ${process.pid}, gateway ${gateway.pid ?? '?'}, redis-server ${topo.redis.map(n => n.pid).join(' ')}, redis-sentinel ${topo.sentinels.map(n => n.pid).join(' ')}
 
 Try:
-  curl -X PUT --data-binary 'Alice' ${url}/kv/user:1          # stored on the master
-  curl -i ${url}/kv/user:1                                    # served by a replica (X-Served-By)
+  curl -X PUT --data-binary 'Alice' '${url}/kv/user:1'        # stored on the master
+  curl -i '${url}/kv/user:1'                                  # served by a replica (X-Served-By)
   curl -i '${url}/kv/user:1?consistency=strong'               # served by the master
-  curl -X DELETE ${url}/kv/user:1
-  curl ${url}/topology
+  curl -X DELETE '${url}/kv/user:1'
+  curl '${url}/topology'
 
-Ctrl-C stops the gateway and the topology.`)
+Ctrl-C (or SIGTERM) stops the gateway and the topology.`)

@@ -6,8 +6,10 @@
  */
 import { isIP } from 'node:net'
 import { getHeapStatistics } from 'node:v8'
+import { availableCores } from './cores.js'
 import { EMPTY_NAT_MAP, parseNatMap, type NatMap } from './redis/nat.js'
 import { readPemFile, type TlsSettings, type TlsVariableNames } from './redis/tls.js'
+import { secretFromEnvOrFile } from './secret-file.js'
 
 export type ReadStrategy = 'round-robin' | 'random' | 'least-latency'
 export type Durability = 'replicated' | 'all' | 'none'
@@ -25,6 +27,8 @@ type Kind =
   | { type: 'enum'; values: readonly string[] }
   | { type: 'sentinels' }
   | { type: 'natmap' }
+  /** An integer in 1..max, or `auto`: the cores available to the process (src/cores.ts). */
+  | { type: 'cores'; max: number }
 
 interface Variable { env: string; kind: Kind; default?: string; doc: string; required?: boolean }
 
@@ -34,14 +38,18 @@ const MAX_INT = 2 ** 31 - 1
 
 /** The one table of every variable: name, type, default and what it does. */
 export const VARIABLES = [
-  { env: 'REDIS_SENTINELS', kind: { type: 'sentinels' }, required: true, doc: 'Comma-separated sentinel addresses `host:port,host:port,...` (use 3 or more, an odd number). The master and replicas are discovered through them.' },
+  { env: 'REDIS_SENTINELS', kind: { type: 'sentinels' }, doc: 'Comma-separated sentinel addresses `host:port,host:port,...` (use 3 or more, an odd number). The master and replicas are discovered through them. Set exactly one of REDIS_SENTINELS and REDIS_CLUSTER_NODES.' },
+  { env: 'REDIS_CLUSTER_NODES', kind: { type: 'sentinels' }, doc: 'Redis Cluster mode instead of Sentinel: comma-separated seed nodes `host:port,host:port,...` (a few masters and replicas; the rest is discovered with CLUSTER NODES). Set exactly one of REDIS_SENTINELS and REDIS_CLUSTER_NODES. See the README\'s Cluster section for what is supported.' },
   { env: 'REDIS_MASTER_NAME', kind: { type: 'string' }, default: 'mymaster', doc: 'Name of the master set monitored by the sentinels.' },
   { env: 'REDIS_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the Redis nodes (optional).' },
   { env: 'REDIS_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the Redis nodes (never logged or shown).' },
+  { env: 'REDIS_PASSWORD_FILE', kind: { type: 'string' }, doc: 'Path of a file holding REDIS_PASSWORD (one line; a trailing newline is dropped), read once at start: a Docker or Kubernetes secret, kept off the environment. Set REDIS_PASSWORD or this, not both.' },
   { env: 'REDIS_CONTROL_USERNAME', kind: { type: 'string' }, doc: 'ACL username of the gateway\'s control connections (ROLE, INFO, WAIT, CLIENT TRACKING, SCRIPT KILL, COMMAND); the connections that run client commands use REDIS_USERNAME, a user Redis ACL keeps away from `@admin`/`@dangerous` commands and reserved channels (see the README\'s security section). Unset: REDIS_USERNAME for both, and a warning at start.' },
   { env: 'REDIS_CONTROL_PASSWORD', kind: { type: 'secret' }, doc: 'Password of REDIS_CONTROL_USERNAME (never logged or shown).' },
+  { env: 'REDIS_CONTROL_PASSWORD_FILE', kind: { type: 'string' }, doc: 'Path of a file holding REDIS_CONTROL_PASSWORD, read once at start (like REDIS_PASSWORD_FILE).' },
   { env: 'REDIS_SENTINEL_USERNAME', kind: { type: 'string' }, doc: 'ACL username for the sentinels (optional).' },
   { env: 'REDIS_SENTINEL_PASSWORD', kind: { type: 'secret' }, doc: 'Password for the sentinels (never logged or shown).' },
+  { env: 'REDIS_SENTINEL_PASSWORD_FILE', kind: { type: 'string' }, doc: 'Path of a file holding REDIS_SENTINEL_PASSWORD, read once at start (like REDIS_PASSWORD_FILE).' },
   { env: 'REDIS_TLS', kind: bool, default: 'false', doc: 'Connect to the Redis nodes over TLS (`true`/`false`). Each server certificate is verified against the CA and against the host of the node actually connected to (as the sentinels report it, after REDIS_NAT_MAP).' },
   { env: 'REDIS_TLS_CA_FILE', kind: { type: 'string' }, doc: 'PEM CA bundle that signed the nodes\' certificates (read once at start). Unset: Node\'s default public CAs.' },
   { env: 'REDIS_TLS_CERT_FILE', kind: { type: 'string' }, doc: 'PEM client certificate for the nodes, for servers with `tls-auth-clients yes` (needs REDIS_TLS_KEY_FILE).' },
@@ -71,7 +79,7 @@ export const VARIABLES = [
   { env: 'BREAKER_ROLLING_WINDOW_MS', kind: int(100, 600_000), default: '10000', doc: 'Circuit breaker: length of the rolling statistics window.' },
   { env: 'KV_MAX_KEY_BYTES', kind: int(1, 65_536), default: '1024', doc: 'Longest key, in bytes after URL decoding.' },
   { env: 'KV_MAX_VALUE_BYTES', kind: int(1, 512 * 1024 * 1024), default: '1048576', doc: 'Largest value (request body) in bytes; larger gets 413.' },
-  { env: 'AUTH_TOKENS', kind: { type: 'secret' }, doc: 'Bearer tokens, comma-separated `token:rights[:prefix]`; rights are letters: `r` read, `w` write, `x` scripts (never with a prefix), `p` publish/subscribe, `o` operations (/topology, /metrics), e.g. `t0k3n:rwo,r3ad:r,s3ss:rw:session:`. Unset (and no file): the gateway runs open (`r` and `w` only) and says so at start.' },
+  { env: 'AUTH_TOKENS', kind: { type: 'secret' }, doc: 'Bearer tokens, comma-separated `token:rights[:prefix]`; rights are letters: `r` read, `w` write, `x` scripts (never with a prefix), `p` publish/subscribe, `o` operations (/topology, /metrics, the /ui page\'s feed), e.g. `t0k3n:rwo,r3ad:r,s3ss:rw:session:`. Unset (and no file): the gateway runs open (`r` and `w` only) and says so at start.' },
   { env: 'AUTH_TOKENS_FILE', kind: { type: 'string' }, doc: 'Path of a JSON file `[{"name":"web","token":"...","rights":["read","write"],"prefix":"session:"}]` (rights: `read`, `write`, `script`, `pubsub`, `ops`), read at start (adds to AUTH_TOKENS). The name is what logs and rate-limit counters show.' },
   { env: 'AUTH_FAILURES_MAX', kind: int(0, MAX_INT), default: '30', doc: 'Answers 401 allowed per client address per AUTH_FAILURES_WINDOW_MS; past it the address gets 429 until the window ends (counted in each process). 0 disables.' },
   { env: 'AUTH_FAILURES_WINDOW_MS', kind: int(100, 86_400_000), default: '60000', doc: 'Window of AUTH_FAILURES_MAX.' },
@@ -87,17 +95,24 @@ export const VARIABLES = [
   { env: 'UPSTASH_MAX_COMMANDS', kind: int(1, 100_000), default: '1000', doc: 'Most commands in one Upstash `POST /pipeline` or `POST /multi-exec`.' },
   { env: 'UPSTASH_MAX_REPLY_BYTES', kind: int(1024, 512 * 1024 * 1024), default: '16777216', doc: 'Largest Redis reply the Upstash endpoint passes on; a larger one answers an error (its connection is closed while it arrives, so it never fills memory).' },
   { env: 'UPSTASH_MAX_REPLY_DEPTH', kind: int(2, 1000), default: '32', doc: 'Deepest nesting of a Redis reply (arrays in arrays, e.g. returned by a script) the Upstash endpoint passes on; a deeper one answers an error.' },
+  { env: 'PUBSUB_MAX_STREAMS_PER_TOKEN', kind: int(1, 1_000_000), default: '100', doc: 'Most subscription streams (`/subscribe`, `/psubscribe`) one token may hold open in one gateway process; one more answers 429.' },
+  { env: 'PUBSUB_MAX_STREAMS', kind: int(1, 1_000_000), default: '10000', doc: 'Most subscription streams open in one gateway process, all tokens together; one more answers 503 with Retry-After.' },
+  { env: 'PUBSUB_HEARTBEAT_MS', kind: int(100, 600_000), default: '15000', doc: 'Interval of the heartbeat comment (`: ping`) on every subscription stream, so proxies do not close idle streams.' },
+  { env: 'PUBSUB_MAX_BUFFERED_BYTES', kind: int(1024, 512 * 1024 * 1024), default: '1048576', doc: 'Most bytes of one subscription stream written and not yet read by its client; a client that falls further behind is disconnected (its messages are never buffered past this).' },
   { env: 'REQUEST_TIMEOUT_MS', kind: int(0, 600_000), default: '30000', doc: 'Node HTTP server request timeout (whole request received within this); 0 disables.' },
   { env: 'EVENT_LOOP_MAX_DELAY_MS', kind: int(0, 60_000), default: '1000', doc: 'Load shedding: while the event loop lags more than this, requests get 503 with Retry-After instead of queueing, and /readyz answers 503. 0 disables.' },
   { env: 'SHUTDOWN_TIMEOUT_MS', kind: int(100, 600_000), default: '10000', doc: 'On SIGTERM/SIGINT: longest wait for in-flight requests before the process exits anyway (exit code 1).' },
   { env: 'HOST', kind: { type: 'string' }, default: '0.0.0.0', doc: 'Address the HTTP server listens on.' },
   { env: 'PORT', kind: int(0, 65_535), default: '3000', doc: 'Port the HTTP server listens on.' },
-  { env: 'WORKERS', kind: int(1, 64), default: '1', doc: 'Gateway processes sharing PORT (node:cluster). 1: a single process. N > 1: a primary that forks N workers, each a full gateway with its own Redis connections and near-cache, restarts a worker that dies, and forwards SIGTERM/SIGINT to all of them. At most the number of cores the gateway has to itself.' },
+  { env: 'WORKERS', kind: { type: 'cores', max: 64 }, default: '1', doc: 'Gateway processes sharing PORT (node:cluster). 1: a single process. N > 1: a primary that forks N workers, each a full gateway with its own Redis connections and near-cache, restarts a worker that dies, and forwards SIGTERM/SIGINT to all of them. At most the number of cores the gateway has to itself. `auto`: that number, the CPUs the process may run on capped by its container CPU quota (cgroup `cpu.max`, rounded down, at least 1); where the gateway has the cores, the setting that serves the most requests.' },
   { env: 'LOG_LEVEL', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level (one JSON line per request at `info`).' }
 ] as const satisfies readonly Variable[]
 
 export interface Config {
+  /** REDIS_SENTINELS (empty in Cluster mode). */
   sentinels: HostPort[]
+  /** REDIS_CLUSTER_NODES: Cluster mode (src/cluster/) when set. */
+  clusterNodes?: HostPort[]
   masterName: string
   redisUsername?: string
   redisPassword?: string
@@ -143,6 +158,8 @@ export interface Config {
   upstashMaxCommands: number
   upstashMaxReplyBytes: number
   upstashMaxReplyDepth: number
+  /** Subscription streams (PUBSUB_*). */
+  pubsub: { maxStreamsPerToken: number; maxStreams: number; heartbeatMs: number; maxBufferedBytes: number }
   requestTimeoutMs: number
   eventLoopMaxDelayMs: number
   shutdownTimeoutMs: number
@@ -191,6 +208,12 @@ function parseOne (v: Variable, raw: string): unknown {
       const r = parseHostPorts(raw)
       if (typeof r === 'string') bad(`${r}; expected host:port,host:port,...`)
       return r
+    }
+    case 'cores': {
+      const value = raw.trim()
+      if (value === 'auto') return Math.min(v.kind.max, availableCores())
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > v.kind.max) bad(`must be auto or an integer between 1 and ${v.kind.max}`)
+      return Number(value)
     }
     case 'natmap': {
       const r = parseNatMap(raw)
@@ -245,6 +268,13 @@ function tlsSettings (v: Record<string, unknown>, names: TlsVariableNames, warni
   return out
 }
 
+/** A password from its variable or from the file its `_FILE` variable names (src/secret-file.ts). */
+function secret (v: Record<string, unknown>, name: 'REDIS_PASSWORD' | 'REDIS_CONTROL_PASSWORD' | 'REDIS_SENTINEL_PASSWORD'): string | undefined {
+  const r = secretFromEnvOrFile(name, v[name] as string | undefined, v[`${name}_FILE`] as string | undefined)
+  if (typeof r === 'string') throw new ConfigError(r)
+  return r.value
+}
+
 /**
  * Reads every variable from `env`, applying defaults. Throws ConfigError (one line naming the
  * variable and what is wrong) on the first bad or missing value.
@@ -262,9 +292,18 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     }
     v[variable.env] = parseOne(variable, raw)
   }
-  const sentinels = v.REDIS_SENTINELS as HostPort[]
+  const sentinels = (v.REDIS_SENTINELS as HostPort[] | undefined) ?? []
+  const clusterNodes = v.REDIS_CLUSTER_NODES as HostPort[] | undefined
+  if ((v.REDIS_SENTINELS === undefined) === (clusterNodes === undefined)) {
+    throw new ConfigError(clusterNodes === undefined
+      ? 'Missing environment variable REDIS_SENTINELS: set REDIS_SENTINELS (sentinel addresses host:port,...) for a Sentinel deployment, or REDIS_CLUSTER_NODES (seed nodes host:port,...) for Redis Cluster'
+      : 'Invalid environment variables REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one of them, not both (Sentinel mode or Cluster mode)')
+  }
+  if (clusterNodes !== undefined && v.REDIS_DB !== 0) {
+    throw new ConfigError('Invalid environment variable REDIS_DB: Redis Cluster has only database 0 (REDIS_CLUSTER_NODES is set)')
+  }
   const warnings: string[] = []
-  if (sentinels.length < 3 || sentinels.length % 2 === 0) {
+  if (clusterNodes === undefined && (sentinels.length < 3 || sentinels.length % 2 === 0)) {
     warnings.push(`REDIS_SENTINELS lists ${sentinels.length} sentinel(s): use 3 or more, an odd number, so a majority can always agree on the master`)
   }
   if ((v.RETRY_BASE_DELAY_MS as number) > (v.RETRY_MAX_DELAY_MS as number)) {
@@ -278,13 +317,14 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const sentinelTls = tlsSettings(v, SENTINEL_TLS, warnings, NODE_TLS)
   return {
     sentinels,
+    ...(clusterNodes !== undefined ? { clusterNodes } : {}),
     masterName: v.REDIS_MASTER_NAME as string,
     redisUsername: v.REDIS_USERNAME as string | undefined,
-    redisPassword: v.REDIS_PASSWORD as string | undefined,
+    redisPassword: secret(v, 'REDIS_PASSWORD'),
     controlUsername: v.REDIS_CONTROL_USERNAME as string | undefined,
-    controlPassword: v.REDIS_CONTROL_PASSWORD as string | undefined,
+    controlPassword: secret(v, 'REDIS_CONTROL_PASSWORD'),
     sentinelUsername: v.REDIS_SENTINEL_USERNAME as string | undefined,
-    sentinelPassword: v.REDIS_SENTINEL_PASSWORD as string | undefined,
+    sentinelPassword: secret(v, 'REDIS_SENTINEL_PASSWORD'),
     ...(redisTls !== undefined ? { redisTls } : {}),
     ...(sentinelTls !== undefined ? { sentinelTls } : {}),
     natMap: (v.REDIS_NAT_MAP as NatMap | undefined) ?? EMPTY_NAT_MAP,
@@ -320,6 +360,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     upstashMaxCommands: v.UPSTASH_MAX_COMMANDS as number,
     upstashMaxReplyBytes: v.UPSTASH_MAX_REPLY_BYTES as number,
     upstashMaxReplyDepth: v.UPSTASH_MAX_REPLY_DEPTH as number,
+    pubsub: {
+      maxStreamsPerToken: v.PUBSUB_MAX_STREAMS_PER_TOKEN as number,
+      maxStreams: v.PUBSUB_MAX_STREAMS as number,
+      heartbeatMs: v.PUBSUB_HEARTBEAT_MS as number,
+      maxBufferedBytes: v.PUBSUB_MAX_BUFFERED_BYTES as number
+    },
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS as number,
     eventLoopMaxDelayMs: v.EVENT_LOOP_MAX_DELAY_MS as number,
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS as number,

@@ -6,12 +6,14 @@
  * invocation, and reused while the container is warm; a failed build is retried on the next one.
  * Values are raw bytes: every response that is not text/JSON (GET's application/octet-stream) goes
  * back base64-encoded with `isBase64Encoded: true`; a base64 request body is decoded before routing.
+ * Routing uses the URL as the client encoded it (src/lambda-path.ts: what is exact for which front door).
  */
 import awsLambdaFastify, { type LambdaResponse } from '@fastify/aws-lambda'
 import type { Context } from 'aws-lambda'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
+import { withExactUrl, type HttpEventShape } from './lambda-path.js'
 
 export type LambdaHandler = (event: unknown, context?: Context) => Promise<LambdaResponse>
 export interface LambdaGateway { handler: LambdaHandler; close(): Promise<void> }
@@ -39,7 +41,8 @@ export function createHandler (config: Config | (() => Config)): LambdaGateway {
   const handler: LambdaHandler = async (event, context) => {
     built ??= build().catch((err: unknown) => { built = undefined; throw err })
     const { proxy } = await built
-    return await proxy(event, context ?? ({} as Context))
+    const exact = typeof event === 'object' && event !== null ? withExactUrl(event as HttpEventShape) : event
+    return await proxy(exact, context ?? ({} as Context))
   }
   const close = async (): Promise<void> => {
     const b = built

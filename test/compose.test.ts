@@ -1,10 +1,13 @@
 /**
- * compose.yaml (no Docker engine here: the file is checked, not run): 1 master, 2 replicas,
- * 3 sentinels on redis:7 and two gateways built from this repo; ports, healthchecks, start order,
- * hostname announcing, and that the gateways' environment is made of the config module's variables
- * and is a configuration loadConfig accepts.
+ * compose.yaml (no Docker engine here: the file is checked, not run; test/compose-scripts.test.ts
+ * runs the node and sentinel entrypoints for real): 1 master, 2 replicas, 3 sentinels on a pinned
+ * redis:7 image and two gateways built from this repo; every password and the tokens are compose
+ * secrets read from files (no default, none on a command line or in an environment variable), the
+ * sentinels require a password, and every node and sentinel keeps its config on its own volume.
  */
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig, VARIABLES } from '../src/config.js'
@@ -19,11 +22,20 @@ interface Service {
   ports?: Array<string | { published: string | number; target: number; host_ip?: string }>
   healthcheck?: { test: string[] | string; interval?: string; timeout?: string; retries?: number }
   depends_on?: string[] | Record<string, { condition?: string }>
+  secrets?: Array<string | { source: string; target?: string }>
+  configs?: Array<string | { source: string; target?: string }>
+  volumes?: Array<string | { type?: string; source?: string; target: string }>
 }
 
 const text = readFileSync(new URL('../compose.yaml', import.meta.url), 'utf8')
-const doc = parse(text, { merge: true }) as { services: Record<string, Service> }
+const doc = parse(text, { merge: true }) as {
+  services: Record<string, Service>
+  secrets?: Record<string, { file?: string; environment?: string }>
+  configs?: Record<string, { file?: string }>
+  volumes?: Record<string, unknown>
+}
 const services = doc.services
+const script = (name: string): string => readFileSync(new URL(`../compose/${name}`, import.meta.url), 'utf8')
 
 const REDIS = ['redis-master', 'redis-replica-1', 'redis-replica-2']
 const SENTINELS = ['sentinel-1', 'sentinel-2', 'sentinel-3']
@@ -33,7 +45,6 @@ const GATEWAYS = ['gateway-1', 'gateway-2']
 function interpolate (s: string): string {
   return s.replace(/\$\$|\$\{([A-Z_][A-Z0-9_]*)(?::?-([^}]*))?\}/g, (m, _name: string | undefined, def: string | undefined) => m === '$$' ? '$' : (def ?? ''))
 }
-const args = (s: Service): string[] => (Array.isArray(s.command) ? s.command : (s.command ?? '').split(/\s+/)).map(interpolate)
 const env = (s: Service): Record<string, string> => {
   const e = s.environment ?? {}
   const pairs = Array.isArray(e) ? e.map(kv => kv.split('=', 2) as [string, string]) : Object.entries(e).map(([k, v]) => [k, v === null ? '' : String(v)] as [string, string])
@@ -43,106 +54,138 @@ const dependsOn = (s: Service): Record<string, string | undefined> => {
   const d = s.depends_on ?? {}
   return Array.isArray(d) ? Object.fromEntries(d.map(n => [n, undefined])) : Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v.condition]))
 }
-/** The value list after `--sentinel <name>` in a sentinel command, e.g. opt(cmd, 'monitor'). */
-const sentinelOpt = (cmd: string[], name: string): string[] | undefined => {
-  for (let i = 0; i < cmd.length - 1; i++) {
-    if (cmd[i] === '--sentinel' && cmd[i + 1] === name) {
-      const rest = cmd.slice(i + 2)
-      const end = rest.findIndex(a => a.startsWith('--'))
-      return end === -1 ? rest : rest.slice(0, end)
-    }
+const secretsOf = (s: Service): string[] => (s.secrets ?? []).map(x => typeof x === 'string' ? x : x.source)
+/** The named volume a service mounts at `target`. */
+const volumeAt = (s: Service, target: string): string | undefined => {
+  for (const v of s.volumes ?? []) {
+    if (typeof v === 'string') {
+      const [source, tgt] = v.split(':')
+      if (tgt === target) return source
+    } else if (v.target === target) return v.source
   }
   return undefined
 }
-const flag = (cmd: string[], name: string): string[] | undefined => {
-  const i = cmd.indexOf(`--${name}`)
-  if (i === -1) return undefined
-  const rest = cmd.slice(i + 1)
-  const end = rest.findIndex(a => a.startsWith('--'))
-  return end === -1 ? rest : rest.slice(0, end)
+/** The script a service's entrypoint runs: `sh <target>` where a compose config of compose/<file> is mounted. */
+const entryScript = (s: Service): string | undefined => {
+  const entry = Array.isArray(s.entrypoint) ? s.entrypoint : (s.entrypoint ?? '').split(/\s+/)
+  if (entry[0] !== 'sh' || entry.length !== 2) return undefined
+  const mounted = (s.configs ?? []).find(c => typeof c !== 'string' && c.target === entry[1])
+  const file = typeof mounted === 'object' ? doc.configs?.[mounted.source]?.file : undefined
+  return file?.replace(/^\.\/compose\//, '')
+}
+const testOf = (name: string): string => {
+  const h = services[name]?.healthcheck?.test
+  return interpolate(Array.isArray(h) ? h.join(' ') : h ?? '')
 }
 
-t.test('the services: 1 master, 2 replicas, 3 sentinels on redis:7, two gateways built from this repo', async t => {
+t.test('the services: 1 master, 2 replicas, 3 sentinels on one pinned redis:7 image, two gateways built from this repo', async t => {
   t.same(Object.keys(services).sort(), [...GATEWAYS, ...REDIS, ...SENTINELS].sort())
-  for (const name of [...REDIS, ...SENTINELS]) t.match(services[name]?.image, /^redis:7(\.|$)/, `${name} runs redis:7`)
+  const images = new Set([...REDIS, ...SENTINELS].map(name => services[name]?.image))
+  t.equal(images.size, 1, 'every node and sentinel runs the same image')
+  for (const name of [...REDIS, ...SENTINELS]) {
+    t.match(services[name]?.image, /^redis:7\.\d+\.\d+(-[a-z]+)?$/, `${name}: an exact redis 7 version (got ${services[name]?.image})`)
+  }
   for (const name of GATEWAYS) {
     const b = services[name]?.build
     t.equal(typeof b === 'string' ? b : b?.context, '.', `${name} is built from the repository (build: .)`)
   }
 })
 
-t.test('the redis nodes: one master, two replicas of it, every node announcing its service name', async t => {
-  for (const name of REDIS) {
-    const cmd = args(services[name]!)
-    t.equal(cmd[0], 'redis-server', `${name} runs redis-server`)
-    t.same(flag(cmd, 'replica-announce-ip'), [name], `${name} announces its service name`)
-    t.same(flag(cmd, 'requirepass'), flag(cmd, 'masterauth'), `${name}: the password it asks for is the one it replicates with`)
-    t.ok(flag(cmd, 'requirepass')?.[0], `${name} requires a password`)
+t.test('secrets: every password and the tokens come from files, with no default anywhere', async t => {
+  const declared = doc.secrets ?? {}
+  t.same(Object.keys(declared).sort(), ['auth_tokens', 'redis_control_password', 'redis_data_password', 'redis_password', 'sentinel_password'])
+  for (const [name, s] of Object.entries(declared)) {
+    t.match(s.file, /^\.\/secrets\//, `${name} is read from a file under ./secrets/`)
+    t.equal(s.environment, undefined, `${name} does not come from an environment variable`)
   }
-  t.equal(flag(args(services['redis-master']!), 'replicaof'), undefined, 'the master replicates from nobody')
+  t.notMatch(text, /\$\{[A-Z_]+:?-/, 'no ${VAR:-default} anywhere: nothing falls back to a known value')
+  t.notMatch(text, /\$\{[A-Z_]+\}/, 'no ${VAR} either: a secret in the environment would show in `docker inspect`')
+  const ignored = (file: string): string[] => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8').split('\n').map(l => l.trim())
+  for (const file of ['.gitignore', '.dockerignore']) t.ok(ignored(file).some(l => /^\/?secrets\/?$/.test(l)), `${file} keeps secrets/ out`)
+  const SECRET_ENV = /^(REDIS_PASSWORD|REDIS_CONTROL_PASSWORD|REDIS_SENTINEL_PASSWORD|AUTH_TOKENS|REDISCLI_AUTH)$/
+  for (const [name, s] of Object.entries(services)) {
+    t.same(Object.keys(env(s)).filter(k => SECRET_ENV.test(k)), [], `${name}: no secret in its environment`)
+    const cmd = [s.command, s.entrypoint].flat().filter(Boolean).join(' ')
+    t.notMatch(cmd, /requirepass|masterauth|auth-pass|--user\b|>/, `${name}: no password on its command line`)
+  }
+})
+
+t.test('the redis nodes: config written once on their own volume from the secrets, one master, two replicas of it', async t => {
+  const node = script('redis-node.sh')
+  t.match(node, /if \[ ! -s "\$conf" \]; then/, 'the config file is written only when there is none (a restart keeps what the sentinels rewrote)')
+  t.match(node, /conf="\$dir\/redis\.conf"/, 'the config file is in the data dir')
+  t.match(node, /dir=\$\{SKV_DIR:-\/data\}/, 'the data dir is /data')
+  t.match(node, /echo "requirepass \$default_pw"/)
+  t.match(node, /echo "masterauth \$default_pw"/, 'the password it asks for is the one it replicates with')
+  t.match(node, /exec docker-entrypoint\.sh redis-server "\$conf"/, 'runs the image\'s entrypoint (drops root) with the config file only')
+  const volumes = new Set<string>()
+  for (const name of REDIS) {
+    const s = services[name]!
+    t.equal(entryScript(s), 'redis-node.sh', `${name} runs compose/redis-node.sh`)
+    t.same(secretsOf(s).sort(), ['redis_control_password', 'redis_data_password', 'redis_password'], `${name} mounts the passwords the script reads`)
+    t.equal(env(s).SKV_ANNOUNCE, name, `${name} announces its service name`)
+    const volume = volumeAt(s, '/data')
+    t.ok(volume !== undefined && doc.volumes !== undefined && volume in doc.volumes, `${name} keeps /data on a named volume (${volume})`)
+    volumes.add(volume ?? name)
+  }
+  t.equal(volumes.size, REDIS.length, 'one volume per node')
+  t.equal(env(services['redis-master']!).SKV_REPLICA_OF, undefined, 'the master replicates from nobody')
   for (const name of ['redis-replica-1', 'redis-replica-2']) {
-    t.same(flag(args(services[name]!), 'replicaof'), ['redis-master', '6379'], `${name} replicates redis-master`)
+    t.equal(env(services[name]!).SKV_REPLICA_OF, 'redis-master 6379', `${name} replicates redis-master at first`)
     t.equal(dependsOn(services[name]!)['redis-master'], 'service_healthy', `${name} starts once the master is healthy`)
   }
 })
 
-/** Each `--user <name> <rules...>` of a redis command: name -> rules. */
-function aclUsers (cmd: string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>()
-  cmd.forEach((a, i) => {
-    if (a !== '--user') return
-    const rest = cmd.slice(i + 1)
-    const end = rest.findIndex(x => x.startsWith('--'))
-    const [name, ...rules] = end === -1 ? rest : rest.slice(0, end)
-    out.set(name!, rules)
-  })
-  return out
-}
-
 t.test('every redis node creates the gateway\'s ACL users with the rules of src/security/acl.ts', async t => {
+  const node = script('redis-node.sh')
+  t.match(node, new RegExp(`echo "user ${DATA_USER} reset on >\\$data_pw \\$SKV_DATA_RULES"`), `${DATA_USER}: reset, enabled, its password, its rules`)
+  t.match(node, new RegExp(`echo "user ${CONTROL_USER} reset on >\\$control_pw \\$SKV_CONTROL_RULES"`), `${CONTROL_USER}: reset, enabled, its password, its rules`)
+  t.match(node, /data_pw=\$\(cat "\$secrets\/redis_data_password"\)/)
+  t.match(node, /control_pw=\$\(cat "\$secrets\/redis_control_password"\)/)
   for (const name of REDIS) {
-    const users = aclUsers(args(services[name]!))
-    for (const [user, rules] of [[DATA_USER, dataUserRules()], [CONTROL_USER, controlUserRules()]] as const) {
-      const got = users.get(user) ?? []
-      t.same(got.slice(0, 2), ['reset', 'on'], `${name}: ${user} starts from reset, enabled`)
-      t.match(got[2] ?? '', /^>.+/, `${name}: ${user} has a password`)
-      t.same(got.slice(3), rules, `${name}: ${user} has exactly the rules of src/security/acl.ts`)
-    }
-    t.ok(flag(args(services[name]!), 'requirepass')?.[0], `${name}: the default user (sentinels, replication) has a password`)
+    const e = env(services[name]!)
+    t.same(e.SKV_DATA_RULES?.split(' '), dataUserRules(), `${name}: ${DATA_USER} has exactly the rules of src/security/acl.ts`)
+    t.same(e.SKV_CONTROL_RULES?.split(' '), controlUserRules(), `${name}: ${CONTROL_USER} has exactly the rules of src/security/acl.ts`)
   }
 })
 
-t.test('the sentinels: monitor the master by name, resolve and announce host names, quorum 2 of 3', async t => {
+t.test('the sentinels: config written once on their own volume, a password, host names, quorum 2 of 3', async t => {
+  const sentinel = script('redis-sentinel.sh')
+  t.match(sentinel, /if \[ ! -s "\$conf" \]; then/, 'the config file is written only when there is none (a restart keeps the failover\'s outcome)')
+  t.match(sentinel, /conf="\$dir\/sentinel\.conf"/)
+  t.match(sentinel, /dir=\$\{SKV_DIR:-\/data\}/)
+  const lines = [...sentinel.matchAll(/^\s*echo "([^"]*)"/gm)].map(m => m[1] ?? '')
+  const at = (re: RegExp): number => lines.findIndex(l => re.test(l))
+  t.ok(at(/^requirepass \$sentinel_pw$/) >= 0, 'clients must authenticate (requirepass)')
+  t.ok(at(/^sentinel sentinel-pass \$sentinel_pw$/) >= 0, 'and the sentinels to each other (sentinel-pass)')
+  t.ok(at(/^sentinel auth-pass \$name \$default_pw$/) >= 0, 'the nodes\' password (auth-pass)')
+  t.ok(at(/^sentinel resolve-hostnames yes$/) >= 0 && at(/^sentinel resolve-hostnames yes$/) < at(/^sentinel monitor /), 'resolve-hostnames comes before the monitor line that needs it')
+  t.ok(at(/^sentinel announce-hostnames yes$/) >= 0, 'announces host names')
+  t.ok(at(/^sentinel announce-ip \$SKV_ANNOUNCE$/) >= 0)
+  t.ok(at(/^sentinel monitor \$name \$SKV_MASTER \$SKV_QUORUM$/) >= 0)
+  t.match(sentinel, /exec docker-entrypoint\.sh redis-server "\$conf" --sentinel/)
   const master = env(services['gateway-1']!).REDIS_MASTER_NAME
-  const password = flag(args(services['redis-master']!), 'requirepass')?.[0]
+  const volumes = new Set<string>()
   for (const name of SENTINELS) {
     const s = services[name]!
-    const cmd = args(s)
-    t.ok(cmd.includes('--sentinel') && cmd[0] === 'redis-server' && /sentinel\.conf$/.test(cmd[1] ?? ''), `${name} runs redis-server <conf> --sentinel`)
-    t.same(flag(cmd, 'port'), ['26379'], `${name} listens on 26379`)
-    t.same(sentinelOpt(cmd, 'monitor'), [master, 'redis-master', '6379', '2'], `${name} monitors ${master} at redis-master:6379, quorum 2`)
-    t.same(sentinelOpt(cmd, 'resolve-hostnames'), ['yes'], `${name} resolves host names`)
-    t.same(sentinelOpt(cmd, 'announce-hostnames'), ['yes'], `${name} announces host names`)
-    t.same(sentinelOpt(cmd, 'announce-ip'), [name], `${name} announces its own service name`)
-    t.same(sentinelOpt(cmd, 'auth-pass'), [master, password], `${name} authenticates to the nodes with their password`)
-    t.ok(cmd.indexOf('resolve-hostnames') < cmd.indexOf('monitor'), `${name}: resolve-hostnames comes before the monitor line that needs it`)
+    const e = env(s)
+    t.equal(entryScript(s), 'redis-sentinel.sh', `${name} runs compose/redis-sentinel.sh`)
+    t.same(secretsOf(s).sort(), ['redis_password', 'sentinel_password'], `${name} mounts the two passwords it needs`)
+    t.same([e.SKV_MASTER_NAME, e.SKV_MASTER, e.SKV_QUORUM], [master, 'redis-master 6379', '2'], `${name} monitors ${master} at redis-master:6379, quorum 2`)
+    t.equal(e.SKV_ANNOUNCE, name, `${name} announces its own service name`)
     t.equal(dependsOn(s)['redis-master'], 'service_healthy', `${name} starts once the master is healthy`)
-    const entry = Array.isArray(s.entrypoint) ? s.entrypoint.join(' ') : s.entrypoint ?? ''
-    t.match(entry, /sentinel\.conf/, `${name} gets a writable config file before it starts`)
-    t.match(entry, /docker-entrypoint\.sh/, `${name} still runs the image's entrypoint (drops root)`)
+    const volume = volumeAt(s, '/data')
+    t.ok(volume !== undefined && doc.volumes !== undefined && volume in doc.volumes, `${name} keeps /data on a named volume (${volume})`)
+    volumes.add(volume ?? name)
   }
+  t.equal(volumes.size, SENTINELS.length, 'one volume per sentinel')
   t.equal(SENTINELS.length % 2, 1, 'an odd number of sentinels')
 })
 
-t.test('healthchecks: redis-cli ping for Redis and the sentinels, /healthz through node fetch for the gateways', async t => {
-  const testOf = (name: string): string => {
-    const h = services[name]?.healthcheck?.test
-    return Array.isArray(h) ? h.join(' ') : h ?? ''
-  }
-  for (const name of REDIS) t.match(testOf(name), /redis-cli ping/, `${name}: redis-cli ping`)
-  for (const name of SENTINELS) t.match(testOf(name), /redis-cli -p 26379 ping/, `${name}: redis-cli -p 26379 ping`)
-  for (const name of [...REDIS, ...SENTINELS]) t.match(testOf(name), /grep -q PONG/, `${name}: an error reply (NOAUTH, LOADING) is unhealthy`)
-  for (const name of REDIS) t.ok(env(services[name]!).REDISCLI_AUTH, `${name}: redis-cli authenticates (REDISCLI_AUTH)`)
+t.test('healthchecks: redis-cli ping with the password from its secret file, /healthz through node fetch for the gateways', async t => {
+  for (const name of REDIS) t.match(testOf(name), /^CMD-SHELL REDISCLI_AUTH="\$\(cat \/run\/secrets\/redis_password\)" redis-cli ping /, `${name}: redis-cli ping, authenticated`)
+  for (const name of SENTINELS) t.match(testOf(name), /^CMD-SHELL REDISCLI_AUTH="\$\(cat \/run\/secrets\/sentinel_password\)" redis-cli -p 26379 ping /, `${name}: redis-cli -p 26379 ping, authenticated`)
+  for (const name of [...REDIS, ...SENTINELS]) t.match(testOf(name), /\| grep -q PONG$/, `${name}: an error reply (NOAUTH, LOADING) is unhealthy`)
   for (const name of GATEWAYS) {
     const test = testOf(name)
     t.match(test, /^CMD node -e /, `${name}: node (the slim image has no curl)`)
@@ -171,22 +214,31 @@ t.test('the gateways: ports 3001 and 3002, started after healthy sentinels, same
   t.same(env(services['gateway-1']!), env(services['gateway-2']!), 'both gateways run the same configuration (stateless, horizontally scaled)')
 })
 
-t.test('the gateways\' environment: only variables of the config module, and a configuration it accepts', async t => {
+t.test('the gateways\' environment: only variables of the config module, passwords from the mounted secrets, a configuration it accepts', async t => {
   const known = new Set<string>(VARIABLES.map(v => v.env))
+  // The secret files as compose mounts them, with sample content.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'skv-compose-secrets-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  for (const name of Object.keys(doc.secrets ?? {})) writeFileSync(path.join(dir, name), `sample-${name}\n`)
   for (const name of GATEWAYS) {
     const e = env(services[name]!)
     for (const key of Object.keys(e)) t.ok(known.has(key), `${name}: ${key} is a variable of src/config.ts`)
-    const sentinels = e.REDIS_SENTINELS?.split(',') ?? []
-    t.same(sentinels, SENTINELS.map(s => `${s}:26379`), `${name}: REDIS_SENTINELS lists the 3 sentinel services`)
+    t.same(e.REDIS_SENTINELS?.split(','), SENTINELS.map(s => `${s}:26379`), `${name}: REDIS_SENTINELS lists the 3 sentinel services`)
     t.ok(Number(e.RATE_LIMIT_MAX) > 0, `${name}: rate limiting is on (RATE_LIMIT_MAX=${e.RATE_LIMIT_MAX}), its counters shared in Redis`)
-    const users = aclUsers(args(services['redis-master']!))
     t.equal(e.REDIS_USERNAME, DATA_USER, `${name}: client commands as the data user`)
-    t.equal(e.REDIS_PASSWORD, users.get(DATA_USER)?.[2]?.slice(1), `${name}: REDIS_PASSWORD is the data user's password`)
     t.equal(e.REDIS_CONTROL_USERNAME, CONTROL_USER, `${name}: its own checks as the control user`)
-    t.equal(e.REDIS_CONTROL_PASSWORD, users.get(CONTROL_USER)?.[2]?.slice(1), `${name}: REDIS_CONTROL_PASSWORD is the control user's password`)
+    const files = { REDIS_PASSWORD_FILE: 'redis_data_password', REDIS_CONTROL_PASSWORD_FILE: 'redis_control_password', REDIS_SENTINEL_PASSWORD_FILE: 'sentinel_password', AUTH_TOKENS_FILE: 'auth_tokens' }
+    for (const [variable, secret] of Object.entries(files)) {
+      t.equal(e[variable], `/run/secrets/${secret}`, `${name}: ${variable} is the mounted ${secret} secret`)
+      t.ok(secretsOf(services[name]!).includes(secret), `${name} mounts ${secret}`)
+    }
+    const local = Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v.startsWith('/run/secrets/') ? path.join(dir, v.slice('/run/secrets/'.length)) : v]))
     let config: ReturnType<typeof loadConfig> | undefined
-    t.doesNotThrow(() => { config = loadConfig(e) }, `${name}: loadConfig accepts the environment`)
+    t.doesNotThrow(() => { config = loadConfig(local) }, `${name}: loadConfig accepts the environment`)
     t.same(config?.sentinels, SENTINELS.map(host => ({ host, port: 26379 })))
+    t.equal(config?.redisPassword, 'sample-redis_data_password', `${name}: the data user's password comes from its file`)
+    t.equal(config?.controlPassword, 'sample-redis_control_password')
+    t.equal(config?.sentinelPassword, 'sample-sentinel_password')
     t.same(config?.warnings, [], `${name}: no configuration warning`)
   }
 })

@@ -90,9 +90,26 @@ const build = stages[0]
 const runtime = stages[stages.length - 1]
 const all = (s: Stage | undefined, keyword: string): Instruction[] => s?.instructions.filter(i => i.keyword === keyword) ?? []
 
-t.test('multi-stage build on node:20-bookworm-slim', async (t) => {
+/** The first Node.js release of each LTS line still supported in December 2026 and its end of life. */
+const SUPPORTED_LTS: Record<number, { since: string; endOfLife: string }> = {
+  24: { since: '24.11.0', endOfLife: '2028-04-30' },
+  26: { since: '26.13.0', endOfLife: '2029-04-30' }
+}
+
+t.test('multi-stage build on one exact Node.js LTS release (bookworm-slim)', async (t) => {
   t.ok(stages.length >= 2, `2+ FROM (got ${stages.length})`)
-  for (const s of stages) t.equal(s.from, 'node:20-bookworm-slim', `FROM ${s.from}`)
+  const images = new Set(stages.map(s => s.from))
+  t.equal(images.size, 1, `every stage FROM the same image (${[...images].join(', ')})`)
+  const m = /^node:(\d+)\.(\d+)\.(\d+)-bookworm-slim$/.exec(build?.from ?? '')
+  t.ok(m, `an exact version tag node:X.Y.Z-bookworm-slim, not a moving one (got ${build?.from})`)
+  const [major, minor, patch] = (m?.slice(1) ?? []).map(Number) as [number, number, number]
+  const line = SUPPORTED_LTS[major]
+  t.ok(line, `Node.js ${major} is a supported LTS line (Node.js 20 reached its end of life on 2026-04-30)`)
+  const [lMinor, lPatch] = (line?.since ?? '0.0.0').split('.').slice(1).map(Number) as [number, number]
+  t.ok(minor > lMinor || (minor === lMinor && patch >= lPatch), `${major}.${minor}.${patch} is an LTS release of that line (from ${line?.since})`)
+  const engines = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node ?? ''
+  const floor = /^>=(\d+)/.exec(engines)?.[1]
+  t.ok(floor !== undefined && Number(floor) <= major, `package.json engines (${engines}) admits the image's Node.js ${major}`)
   const runs = all(build, 'RUN').map(i => i.args).join(' && ')
   t.match(runs, /npm ci\b/, 'the build stage installs with npm ci (from the lockfile)')
   t.match(runs, /npm run build\b/, 'the build stage compiles')

@@ -1,13 +1,18 @@
 /**
  * src/lambda.ts against a real Sentinel topology: hand-built API Gateway HTTP API (payload format
  * 2.0) events go through the Lambda handler; binary values must round-trip byte-exact through
- * base64 (isBase64Encoded) both ways, and the JSON error shape must come back as text.
+ * base64 (isBase64Encoded) both ways, and the JSON error shape must come back as text. Keys holding
+ * `/ ? # %` and non-ASCII round-trip exactly through every front door (HTTP API payload 2.0 and 1.0,
+ * REST API, Function URL, ALB), each event shaped as that front door delivers it (test/helpers/lambda-events.ts).
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { createHandler } from '../src/lambda.js'
 import { gatewayEnv } from './helpers/gateway.js'
+import {
+  eventFor, FRONT_DOORS, HTTP_API_CAPTURES, httpApiPath, keyPath, v2Event as httpApiV2Event, type EventOptions
+} from './helpers/lambda-events.js'
 import { pollUntil } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
@@ -19,44 +24,9 @@ const P = `lambda:${process.pid}:${Date.now()}:`
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 const context = { awsRequestId: 'local', functionName: 'sentinel-kv-gateway' } as unknown as Context
 
-interface EventOptions { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer | string; requestId?: string }
-
-/** An API Gateway HTTP API (v2) event as the Lambda receives it: lower-case headers, raw path, base64 binary bodies. */
-function v2Event (method: string, path: string, opts: EventOptions = {}): APIGatewayProxyEventV2 {
-  const rawQueryString = new URLSearchParams(opts.query ?? {}).toString()
-  const requestId = opts.requestId ?? `req-${Math.random().toString(36).slice(2)}`
-  const now = new Date()
-  const event: APIGatewayProxyEventV2 = {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString,
-    headers: { host: 'abc123.execute-api.eu-west-1.amazonaws.com', 'user-agent': 'tap', 'x-forwarded-proto': 'https', ...(opts.headers ?? {}) },
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123',
-      domainName: 'abc123.execute-api.eu-west-1.amazonaws.com',
-      domainPrefix: 'abc123',
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'tap' },
-      requestId,
-      routeKey: '$default',
-      stage: '$default',
-      time: now.toUTCString(),
-      timeEpoch: now.getTime()
-    },
-    isBase64Encoded: false
-  }
-  if (opts.query !== undefined) event.queryStringParameters = opts.query
-  if (Buffer.isBuffer(opts.body)) {
-    event.body = opts.body.toString('base64')
-    event.isBase64Encoded = true
-  } else if (opts.body !== undefined) {
-    event.body = opts.body
-  }
-  return event
-}
-
-const kvPath = (key: string): string => `/kv/${encodeURIComponent(key)}`
+/** An API Gateway HTTP API (payload 2.0) event for a request the client sent to `path` (encoded). */
+const v2Event = (method: string, path: string, opts: EventOptions = {}): APIGatewayProxyEventV2 => httpApiV2Event('http-api-v2', method, path, opts)
+const kvPath = (key: string): string => keyPath('http-api-v2', key)
 
 async function onMaster (key: string): Promise<Buffer | null> {
   const c = topo.client((await topo.master()).port)
@@ -127,6 +97,50 @@ t.test('larger random values, text bodies, query parameters and the request id',
   const noRoute = await lambda.handler(v2Event('GET', '/nope'), context)
   t.equal(noRoute.statusCode, 404)
   t.equal((JSON.parse(noRoute.body) as { error: { code: string } }).error.code, 'GW_ERR_NOT_FOUND')
+})
+
+t.test('the HTTP API model of the test events matches the live captures', async t => {
+  for (const [sent, delivered] of HTTP_API_CAPTURES) t.equal(httpApiPath(sent), delivered, `${sent} -> ${String(delivered)}`)
+})
+
+/** Keys no front door may change: every character the path could lose, and non-ASCII. */
+const SPECIAL_KEYS = ['a/b/c', 'what?x=1&y=2', 'tag#frag', 'per%cent%41%2F', 'ünïcödé λ 世界 ✓', ' /?#%+&=;:@ mixed ']
+
+t.test('keys holding / ? # % and non-ASCII round-trip exactly through every front door', async t => {
+  for (const door of FRONT_DOORS) {
+    await t.test(door, async t => {
+      for (const [i, name] of SPECIAL_KEYS.entries()) {
+        const key = `${P}${door}:${name}`
+        const value = `${door} value ${i}`
+        const path = keyPath(door, key)
+        const put = await lambda.handler(eventFor(door, 'PUT', path, { body: value, headers: { 'content-type': 'text/plain' } }), context)
+        t.equal(put.statusCode, 201, `PUT ${JSON.stringify(name)}: 201 (${put.body})`)
+        t.same(await onMaster(key), Buffer.from(value), `the master holds ${JSON.stringify(key)} itself`)
+        const get = await lambda.handler(eventFor(door, 'GET', path, { query: { consistency: 'strong' } }), context)
+        t.equal(get.statusCode, 200, `GET ${JSON.stringify(name)}: 200`)
+        t.equal(Buffer.from(get.body, 'base64').toString(), value, 'GET answers the value PUT stored')
+        const del = await lambda.handler(eventFor(door, 'DELETE', path), context)
+        t.equal(del.statusCode, 204, `DELETE ${JSON.stringify(name)}: 204`)
+        t.equal(await onMaster(key), null, 'gone from the master')
+      }
+    })
+  }
+  const c = topo.client((await topo.master()).port)
+  try {
+    for (const door of FRONT_DOORS) t.same(await c.keys(`${P}${door}:*`), [], `${door}: no other key was written (a cut or mis-decoded path would leave one)`)
+  } finally { await c.quit() }
+})
+
+t.test('payload 2.0: the query comes from the encoded rawQueryString, not queryStringParameters', async t => {
+  const key = `${P}query`
+  const event = httpApiV2Event('http-api-v2', 'PUT', kvPath(key), { body: 'q', query: { ttl: '120' } })
+  delete event.queryStringParameters
+  t.equal((await lambda.handler(event, context)).statusCode, 201)
+  const c = topo.client((await topo.master()).port)
+  try {
+    const ttl = await c.ttl(key)
+    t.ok(ttl > 0 && ttl <= 120, `?ttl=120 applied from rawQueryString alone (ttl ${ttl})`)
+  } finally { await c.quit() }
 })
 
 t.test('a bad configuration fails the invocation, and the next invocation tries again', async t => {

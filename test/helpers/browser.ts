@@ -8,7 +8,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const CHROMIUM_ARGS = [
@@ -21,8 +21,11 @@ export const MISSING_CHROMIUM_MESSAGE = `Chromium not found at ${CHROMIUM_PATH}:
 
 export interface Teardown { teardown(fn: () => unknown): void }
 
-/** A fresh Chromium profile (temp user-data-dir), closed and removed on teardown. */
-export async function launchChromium (t: Teardown): Promise<BrowserContext> {
+/**
+ * A fresh Chromium profile (temp user-data-dir), closed and removed on teardown. `extraArgs`: more
+ * command-line switches, e.g. `--host-resolver-rules=MAP kv.internal 127.0.0.1`.
+ */
+export async function launchChromium (t: Teardown, extraArgs: string[] = []): Promise<BrowserContext> {
   try {
     accessSync(CHROMIUM_PATH, constants.X_OK)
   } catch {
@@ -34,7 +37,7 @@ export async function launchChromium (t: Teardown): Promise<BrowserContext> {
     context = await chromium.launchPersistentContext(dir, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       timeout: 30_000,
       env: { ...process.env, HOME: dir }
     })
@@ -65,4 +68,22 @@ export async function servePage (t: Teardown, html: string): Promise<{ port: num
     await new Promise<void>(resolve => server.close(() => resolve()))
   })
   return { port: (server.address() as AddressInfo).port }
+}
+
+/**
+ * A new tab that records what a reader would see go wrong: console errors and warnings, page
+ * errors, failed requests and CSP violations (each also logged as a console error).
+ */
+export async function watchedPage (context: BrowserContext): Promise<{ page: Page; problems: string[] }> {
+  const page = await context.newPage()
+  const problems: string[] = []
+  page.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`) })
+  page.on('pageerror', e => problems.push(`pageerror: ${e.message}`))
+  page.on('requestfailed', r => problems.push(`requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`))
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', e => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI} (sample: ${e.sample}; policy: ${e.originalPolicy})`)
+    })
+  })
+  return { page, problems }
 }

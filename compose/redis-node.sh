@@ -1,0 +1,35 @@
+#!/bin/sh
+# A Redis node of compose.yaml: writes its config file on the FIRST start only, from the secrets
+# (never on a command line or in the environment), then runs redis-server on it. Later starts reuse
+# the file as Redis and the sentinels left it (after a failover they CONFIG REWRITE `replicaof` into
+# it), so a restarted node keeps the failover's outcome instead of going back to its first role.
+# To change a password later: ACL SETUSER / CONFIG SET + CONFIG REWRITE, or remove the volume.
+# Env: SKV_ANNOUNCE (this node's service name), SKV_REPLICA_OF (`host port` of the first master;
+# unset on the first master), SKV_DATA_RULES / SKV_CONTROL_RULES (src/security/acl.ts);
+# SKV_DIR (/data), SKV_SECRETS (/run/secrets), SKV_PORT (6379).
+set -eu
+dir=${SKV_DIR:-/data}
+secrets=${SKV_SECRETS:-/run/secrets}
+conf="$dir/redis.conf"
+if [ ! -s "$conf" ]; then
+  umask 077
+  default_pw=$(cat "$secrets/redis_password")
+  data_pw=$(cat "$secrets/redis_data_password")
+  control_pw=$(cat "$secrets/redis_control_password")
+  {
+    echo "port ${SKV_PORT:-6379}"
+    echo "dir $dir"
+    echo "appendonly yes"
+    # The default user: replication and the sentinels.
+    echo "requirepass $default_pw"
+    echo "masterauth $default_pw"
+    echo "replica-announce-ip $SKV_ANNOUNCE"
+    if [ -n "${SKV_REPLICA_OF:-}" ]; then echo "replicaof $SKV_REPLICA_OF"; fi
+    # The gateway's users (README, "Redis ACL: the second wall").
+    echo "user skv-data reset on >$data_pw $SKV_DATA_RULES"
+    echo "user skv-control reset on >$control_pw $SKV_CONTROL_RULES"
+  } > "$conf.new"
+  mv "$conf.new" "$conf"
+fi
+# The image's entrypoint: gives the data dir to the redis user and drops root.
+exec docker-entrypoint.sh redis-server "$conf"
