@@ -11,11 +11,13 @@
 import type { SwaggerTransform } from '@fastify/swagger'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, GatewayError } from '../src/errors.js'
+import { documentRoute } from '../src/openapi.js'
 import { type CommandReply, type CommandsResult, TransactionAbortedError } from '../src/upstash/runner.js'
 import { CommandGate, filterReply } from '../src/security/gate.js'
 import { type Arg, CommandRefused, type Decision, NoPermission, routeOf } from '../src/security/policy.js'
 import { docs, UPSTASH_TAG, UpstashErrorSchema } from '../src/upstash/docs.js'
 import { encodeResult, encodingOf, type JsonValue } from '../src/upstash/encoding.js'
+import subscribeRoutes from './subscribe.js'
 import {
   firstSegment, parseJsonBody, pathCommand, syncTokenOf, toCommand, toCommands, UpstashHttpError
 } from '../src/upstash/protocol.js'
@@ -29,11 +31,11 @@ type RouteHandle = Parameters<ReturnType<Parameters<FastifyInstance['addConstrai
 const COMMAND_CONSTRAINT = 'upstashCommand'
 
 /** Adds the `upstash` tag to the document's tag list (the app declares its own tags; this plugin owns this one). */
-const documented = (d: { url: string; schema: object }): SwaggerTransform => (({ openapiObject }: { openapiObject?: { tags?: Array<{ name: string }> } }) => {
+const documented = (d: { url: string; schema: object }): SwaggerTransform => (({ openapiObject, route }: { openapiObject?: { tags?: Array<{ name: string }> }; route: Parameters<typeof documentRoute>[0]['route'] }) => {
   if (openapiObject !== undefined && !(openapiObject.tags ?? []).some(t => t.name === UPSTASH_TAG.name)) {
     openapiObject.tags = [...(openapiObject.tags ?? []), UPSTASH_TAG]
   }
-  return { schema: d.schema, url: d.url }
+  return documentRoute({ schema: d.schema, url: d.url, route })
 }) as unknown as SwaggerTransform
 
 const routes: FastifyPluginAsync = async (app) => {
@@ -101,6 +103,8 @@ const routes: FastifyPluginAsync = async (app) => {
     await single(req, reply, pathCommand(req.url, undefined)))
   app.post('/*', { ...options(docs.pathPost), ...pathForm }, async (req, reply) =>
     await single(req, reply, pathCommand(req.url, Buffer.isBuffer(req.body) ? req.body : undefined)))
+  // GET|POST /subscribe/* and /psubscribe/*: streams, with this plugin's authentication and error shape.
+  await app.register(subscribeRoutes)
 
   async function single (req: FastifyRequest, reply: FastifyReply, cmd: Arg[]): Promise<Entry> {
     const [decision] = await gate.check(req.principal, [cmd], false) as Decision[]

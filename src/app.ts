@@ -6,25 +6,30 @@ import { STATUS_CODES } from 'node:http'
 import swagger from '@fastify/swagger'
 import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyServerOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import batchRoutes from '../routes/batch.js'
 import metricsRoutes from '../routes/metrics.js'
 import kvRoutes from '../routes/kv.js'
 import topologyRoutes from '../routes/topology.js'
+import uiRoutes from '../routes/ui.js'
 import { Auth, loadTokens } from './auth.js'
 import type { Config } from './config.js'
 import { errorBody, GatewayError } from './errors.js'
-import { loggerOptions, redactUrl } from './logger.js'
+import { logDestination, loggerOptions, NO_REDACTION, redactUrl, requestLoggerFactory } from './logger.js'
 import { Metrics } from './metrics.js'
+import { swaggerOptions } from './openapi.js'
 import authPlugin from './plugins/auth.js'
 import corsPlugin from './plugins/cors.js'
 import crossSitePlugin from './plugins/cross-site.js'
 import docsPlugin from './plugins/docs.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import securityPlugin from './plugins/security.js'
+import { closeSilentSocketsOnShutdown } from './plugins/silent-sockets.js'
+import { addRequestHooks, replyHeaders, routeConfig } from './request-hook.js'
 import { ErrorSchema } from './schemas.js'
 import { createServices, type Services } from './services.js'
+import { clusterMetrics } from './cluster/metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance extends Omit<Services, 'close'> {
@@ -40,13 +45,31 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_VALIDATION: 'GW_ERR_BAD_REQUEST'
 }
 
-/** Exactly one log line per request, written when it completes. */
+/** Other client errors from plugins (e.g. @fastify/static's 403 for `..`): our code for their status. */
+const STATUS_CODES_OF: Record<number, string> = {
+  403: 'GW_ERR_FORBIDDEN', 404: 'GW_ERR_NOT_FOUND', 405: 'GW_ERR_METHOD_NOT_ALLOWED', 413: 'GW_ERR_VALUE_TOO_LARGE',
+  415: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE', 429: 'GW_ERR_RATE_LIMITED', 431: 'GW_ERR_HEADERS_TOO_LARGE'
+}
+
+/**
+ * Exactly one log line per request, written when it completes. A line without an error holds no
+ * secret (the URL is redacted here): it goes through a child of the root logger that redacts
+ * nothing, with the request id as a field (the same JSON as from the request's own logger).
+ */
 class OneLinePerRequest extends LogController {
+  private plain: Logger | undefined
+  /** `root`: the app's logger, asked once the first request completes (after any setBindings). */
+  constructor (private readonly root: () => Logger) { super() }
+
   override incomingRequest (): void {}
   override requestCompleted (error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-    if (error != null) req.log.error({ ...line, err: error }, 'request failed')
-    else req.log.info(line, 'request')
+    if (error != null) {
+      req.log.error({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, err: error }, 'request failed')
+      return
+    }
+    const log = this.plain ??= this.root().child({}, NO_REDACTION)
+    if (!log.isLevelEnabled('info')) return
+    log.info({ reqId: req.id, method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request')
   }
 
   // Only Fastify's default 404 handler calls this (ours replaces it): still, never the raw URL.
@@ -64,25 +87,6 @@ export function trustProxyOption (trust: false | number | string[]): boolean | s
   return (_addr, hop) => hop < trust
 }
 
-/** How a client authenticates, as the OpenAPI document states it. */
-const SECURITY_SCHEMES = {
-  bearer: {
-    type: 'http' as const,
-    scheme: 'bearer',
-    description: 'A token of AUTH_TOKENS / AUTH_TOKENS_FILE. Its rights decide what it may do: `r` read, `w` write, ' +
-      '`x` scripts, `p` publish, `o` operations (/topology, /metrics), and an optional key prefix limits it to keys ' +
-      '(and channels) starting with it. Missing or unknown: 401; a right or key it lacks: 403; after AUTH_FAILURES_MAX ' +
-      '401s from one address: 429. With no token configured the gateway is open (`r` and `w`, /topology and /metrics ' +
-      'open too) and needs no Authorization header.'
-  },
-  upstashQueryToken: {
-    type: 'apiKey' as const,
-    in: 'query' as const,
-    name: '_token',
-    description: 'The Upstash-compatible routes also take the token as `?_token=` (as Upstash does): same token, same rights and budget.'
-  }
-}
-
 export interface BuildOptions {
   /** Skip connecting to Redis (used only to generate openapi.yaml). */
   offline?: boolean
@@ -91,10 +95,12 @@ export interface BuildOptions {
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   // Before anything connects: a bad token list is a configuration error.
   const auth = new Auth(loadTokens(config.authTokens, config.authTokensFile))
+  let root: Logger | undefined
   const app = Fastify({
     requestTimeout: config.requestTimeoutMs,
-    logger: loggerOptions(config.logLevel),
-    logController: new OneLinePerRequest(),
+    logger: { ...loggerOptions(config.logLevel), ...(config.logLevel === 'silent' ? {} : { stream: logDestination() }) },
+    logController: new OneLinePerRequest(() => root!),
+    childLoggerFactory: requestLoggerFactory as unknown as FastifyServerOptions['childLoggerFactory'],
     // When X-Forwarded-For names the client (rate limits, 401 limits): TRUST_PROXY.
     trustProxy: trustProxyOption(config.trustProxy),
     requestIdHeader: 'x-request-id',
@@ -127,6 +133,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       void (reply as FastifyReply).code(400).send(errorBody('GW_ERR_KEY_INVALID', message))
     }
   }).withTypeProvider<TypeBoxTypeProvider>()
+  root = app.log as unknown as Logger
 
   const services = createServices(config, app.log as unknown as Logger)
   app.decorate('gatewayConfig', config)
@@ -136,26 +143,28 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.decorate('router', services.router)
   app.decorate('kv', services.kv)
   app.decorate('near', services.near)
+  app.decorate('cluster', services.cluster)
   const metrics = new Metrics(services.topology, services.breakers, services.near?.cache)
+  if (services.cluster !== undefined) clusterMetrics(metrics.registry, services.cluster)
   app.decorate('metrics', metrics)
   app.addHook('onClose', async () => services.close())
   // Requests still in flight at shutdown answer with Connection: close, so their keep-alive
   // sockets do not hold the process open after the last answer.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
+  closeSilentSocketsOnShutdown(app)
   // Per-request hooks take a callback rather than being async: no promise per hook and request.
   app.addHook('onSend', (_req, reply, _payload, done) => {
     if (closing) reply.header('connection', 'close')
     done()
   })
 
-  app.addHook('onRequest', (req, reply, done) => {
-    reply.header('x-request-id', req.id)
-    done()
-  })
+  // Request id, security headers, cross-site refusal, authentication: one hook, or two around load
+  // shedding and CORS (src/request-hook.ts); the second part is added once their plugins are in.
+  const checksAdded = addRequestHooks(app, config.eventLoopMaxDelayMs > 0 || config.corsOrigins.length > 0)
   app.addHook('onResponse', (req, reply, done) => {
-    const servedBy = reply.getHeader('x-served-by')
-    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, typeof servedBy === 'string' ? servedBy : 'none', reply.elapsedTime / 1000)
+    const servedBy = replyHeaders(reply)['x-served-by']
+    metrics.observeRequest(routeConfig(req).url ?? 'unmatched', req.method, reply.statusCode, typeof servedBy === 'string' ? servedBy : 'none', reply.elapsedTime / 1000)
     done()
   })
 
@@ -168,7 +177,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     }
     const status = err.statusCode ?? 500
     if (status < 500) {
-      const code = FASTIFY_CODES[err.code] ?? 'GW_ERR_BAD_REQUEST'
+      const code = FASTIFY_CODES[err.code] ?? STATUS_CODES_OF[status] ?? 'GW_ERR_BAD_REQUEST'
       const message = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `the value is larger than ${config.maxValueBytes} bytes` : err.message
       return reply.code(status).send(errorBody(code, message))
     }
@@ -182,22 +191,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   // The root scope takes JSON only (batch); text bodies are for the KV routes' own raw parser.
   app.removeContentTypeParser('text/plain')
   app.addSchema(ErrorSchema)
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Sentinel KV gateway',
-        version: '0.1.0',
-        description: 'HTTP key/value gateway in front of a Redis Sentinel deployment: writes go to the master and are acknowledged once the replicas that could be promoted have them; reads are spread over healthy replicas.'
-      },
-      servers: [{ url: 'http://localhost:3000', description: 'A gateway running locally (PORT defaults to 3000)' }],
-      tags: [{ name: 'kv', description: 'Key/value operations' }, { name: 'operations', description: 'Topology and health' }],
-      components: { securitySchemes: SECURITY_SCHEMES },
-      // Every route needs a token once AUTH_TOKENS is set; the public ones say `security: []`.
-      security: [{ bearer: [] }]
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
-  })
+  await app.register(swagger, swaggerOptions('0.1.0'))
   if (config.eventLoopMaxDelayMs > 0) {
     await app.register(underPressure, {
       maxEventLoopDelay: config.eventLoopMaxDelayMs,
@@ -209,17 +203,19 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       }
     })
   }
-  await app.register(securityPlugin)
+  await app.register(securityPlugin, { applyHeaders: false })
   await app.register(corsPlugin, { origins: config.corsOrigins })
-  await app.register(crossSitePlugin, { origins: config.corsOrigins })
-  await app.register(authPlugin, { auth, failures: config.authFailures, onBlocked: () => metrics.rateLimited.inc() })
+  await app.register(crossSitePlugin, { origins: config.corsOrigins, ownHook: false })
+  await app.register(authPlugin, { auth, failures: config.authFailures, onBlocked: () => metrics.rateLimited.inc(), ownHook: false })
   await app.register(rateLimitPlugin, { config, onRejected: () => metrics.rateLimited.inc() })
+  checksAdded()
   if (opts.offline !== true) await app.register(docsPlugin)
   await app.register(kvRoutes)
   await app.register(batchRoutes)
   await app.register(import('../routes/upstash.js'))
   await app.register(metricsRoutes)
   await app.register(topologyRoutes)
+  await app.register(uiRoutes)
 
   if (opts.offline === true) services.close()
   else await services.topology.start()

@@ -11,7 +11,7 @@ import CircuitBreaker from 'opossum'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
-import { isNodeFault, RedisTimeoutError, withTimeout } from './redis/faults.js'
+import { isClusterRedirect, isNodeFault, RedisTimeoutError, withTimeout } from './redis/faults.js'
 
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
@@ -55,7 +55,8 @@ export class Breakers extends EventEmitter {
   constructor (private readonly config: Config, private readonly log: Logger) { super() }
 
   /**
-   * Runs `fn` against `node` through its breaker, with a timeout of `timeoutMs`.
+   * Runs `fn` against `node` through its breaker, with a timeout of `timeoutMs` (0: `fn` bounds
+   * its own wait, e.g. a group-committed write, and rejects with RedisTimeoutError itself).
    * Rejects with GatewayError GW_ERR_BREAKER_OPEN (Retry-After = seconds to half-open) when open.
    */
   async run<T> (node: string, what: string, timeoutMs: number, fn: () => Promise<T>, opts: RunOptions = {}): Promise<T> {
@@ -64,7 +65,7 @@ export class Breakers extends EventEmitter {
     try {
       const result = await entry.breaker.fire(async () => {
         try {
-          return await withTimeout(`${what} on ${node}`, timeoutMs, fn)
+          return timeoutMs > 0 ? await withTimeout(`${what} on ${node}`, timeoutMs, fn) : await fn()
         } catch (err) {
           if (err instanceof RedisTimeoutError && opts.alive !== undefined && await this.answers(node, opts.alive)) this.excused.add(err)
           throw err
@@ -148,7 +149,7 @@ export class Breakers extends EventEmitter {
       resetTimeout: this.config.breaker.resetTimeout,
       rollingCountTimeout: this.config.breaker.rollingCountTimeout,
       // true = "not a failure of the node": the user's own outcome.
-      errorFilter: (err: unknown) => (typeof err === 'object' && err !== null && this.excused.has(err)) || !isNodeFault(err)
+      errorFilter: (err: unknown) => (typeof err === 'object' && err !== null && this.excused.has(err)) || !isNodeFault(err) || isClusterRedirect(err)
     })
     const entry: Entry = { breaker, openedAt: null }
     breaker.on('open', () => { entry.openedAt = Date.now(); this.changed(node, 'open') })

@@ -1,11 +1,14 @@
 /**
  * KV operations with master/replica routing, retries and replica-confirmed writes.
  *
- * Write path (PUT, DELETE), one attempt = one round trip to the master in a pipeline:
- *   EVAL put-script|DEL  ->  ROLE (the node must still call itself master)  ->  WAIT n timeout
+ * Write path (PUT, DELETE), one attempt = one write on a write connection of the master, followed
+ * on that connection by the ROLE and WAIT it shares with the writes sent together with it
+ * (group commit, src/redis/group-commit.ts):
+ *   EVALSHA|EVAL put-script|DEL [more writes]  ->  ROLE (the node must still call itself master)  ->  WAIT n timeout
  * where n is the topology's pinned replica count (never lowered because the master says a
  * replica left, only when the sentinels agree it is down). An attempt that is not confirmed by n
- * replicas is retried, within the request's budget, on the master the sentinels then name.
+ * replicas is retried, within the request's budget, on the master the sentinels then name; one
+ * answered NOSCRIPT wrote nothing and is sent again as EVAL, with a ROLE and WAIT of its own.
  * SET and DEL are idempotent; a create-only PUT recognises its own earlier attempt (see scripts.ts).
  */
 import type { Redis } from 'ioredis'
@@ -16,7 +19,9 @@ import type { Config, Durability } from './config.js'
 import { GatewayError, unavailable } from './errors.js'
 import { readValue, type ReadValue } from './etag.js'
 import { isNodeFault } from './redis/faults.js'
-import { PUT_SCRIPT } from './redis/scripts.js'
+import { nextCheckPhase } from './next-check-phase.js'
+import { GroupCommit } from './redis/group-commit.js'
+import { isNoScript, PutScript } from './redis/scripts.js'
 import { corked, nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import type { ReadRouter } from './routing.js'
 import { backoffWithin } from './retry.js'
@@ -47,14 +52,16 @@ class NotConfirmedError extends Error {
   constructor (message: string) { super(message); this.name = 'NotConfirmedError' }
 }
 
-type PipelineResult = Array<[Error | null, unknown]>
-
-/** A pipeline holding one write on `c` (`sentBefore`: an earlier attempt of this request was sent). */
-type WriteCommand = (c: Redis, sentBefore: boolean) => ReturnType<Redis['pipeline']>
+/** Sends one write command on `c` and returns its reply (`sentBefore`: an earlier attempt of this request was sent). */
+type WriteCommand = (c: Redis, sentBefore: boolean) => Promise<unknown>
 
 export class KvService {
   /** Runs the Upstash endpoint's commands (created on first use). */
   private runner?: CommandRunner
+  /** Concurrent writes on one connection share one ROLE + WAIT. */
+  private readonly groups = new GroupCommit()
+  /** PUT_SCRIPT by SHA where the server has it. */
+  private readonly putScript = new PutScript()
 
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
@@ -78,7 +85,7 @@ export class KvService {
     const cache = this.near.cache
     // Before answering from memory, let the I/O already received be processed: an invalidation
     // that reached this process together with the request is applied first.
-    if (cache.has(key)) await new Promise(setImmediate)
+    if (cache.has(key)) await nextCheckPhase()
     const hit = cache.get(key)
     if (hit !== undefined) return { ...hit, ttlSeconds: null, servedBy: 'replica', cache: 'hit' }
     return { ...await this.read(key, opts, true), cache: 'miss' }
@@ -130,7 +137,7 @@ export class KvService {
     const etag = typeof c === 'object' ? c.etag : ''
     const ttl = String(opts.ttlSeconds ?? 0)
     let known: number | null = null
-    const r = await this.write(key, opts.durability, (c, sent) => c.pipeline().eval(PUT_SCRIPT, 1, key, value, cond, ttl, sent ? '1' : '0', etag),
+    const r = await this.write(key, opts.durability, (c, sent) => this.putScript.send(c, key, [value, cond, ttl, sent ? '1' : '0', etag]),
       (reply) => {
         const n = Number(reply)
         if (n === -1) {
@@ -147,7 +154,7 @@ export class KvService {
 
   async delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> {
     let existed = false
-    const r = await this.write(key, opts.durability, (c) => c.pipeline().del(key), (reply) => {
+    const r = await this.write(key, opts.durability, (c) => c.del(key), (reply) => {
       existed ||= Number(reply) > 0
       return existed ? 1 : 0
     })
@@ -189,6 +196,7 @@ export class KvService {
     const mode = durability ?? this.config.durability
     const deadline = Date.now() + this.config.retryBudgetMs
     let sent = false
+    let noScriptRetries = 0
     let lastErr: unknown
     // Once an attempt was sent, "nothing was written" can no longer be promised: every way out
     // other than success or the user's own outcome is then 504 outcome-unknown.
@@ -205,30 +213,36 @@ export class KvService {
       const node = nodeKey(master)
       const n = this.topology.waitCount(mode)
       try {
-        const res = await this.breakers.run(node, 'write', this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0), async () => {
-          // The write script goes as EVAL with its text, never EVALSHA: an EVALSHA answered NOSCRIPT
-          // (script cache flushed) would be resent by ioredis AFTER the ROLE and WAIT below, and WAIT
-          // would then confirm replicas that do not have the write yet.
-          const p = command(await this.connections.get(master).writes(this.config.connectTimeoutMs), sent)
-          p.role()
-          if (n > 0) p.wait(n, this.config.waitTimeoutMs)
+        const pool = this.connections.get(master)
+        let conn: Redis | undefined
+        // No per-call timer here: the write's group times it (one timer per group, group-commit.ts);
+        // the connection wait is bounded by its own timeout.
+        const res = await this.breakers.run(node, 'write', 0, async () => {
+          const c = conn = await pool.writes(this.config.connectTimeoutMs)
+          const sentBefore = sent
           sent = true
-          const out = await p.exec() as PipelineResult
-          const [writeErr] = out[0]!
-          if (writeErr !== null) throw writeErr
-          const [roleErr, role] = out[1]!
-          if (roleErr !== null) throw roleErr
-          if (!Array.isArray(role) || role[0] !== 'master') {
+          const out = await this.groups.write(c, n, this.config.waitTimeoutMs, this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0),
+            `write on ${node}`, (c) => command(c, sentBefore))
+          if (!Array.isArray(out.role) || out.role[0] !== 'master') {
             throw Object.assign(new Error(`READONLY ${node} no longer reports itself master`), { name: 'ReplyError' })
           }
           return out
-        }, { alive: pingsControl(this.connections.get(master), this.config.connectTimeoutMs) })
-        const outcome = interpret(res[0]![1])
-        const acked = n > 0 ? Number(res[2]![1]) : 0
+        }, { alive: pingsControl(pool, this.config.connectTimeoutMs) }).catch((err: unknown) => {
+          // The server lost the script (SCRIPT FLUSH, restart): this attempt wrote nothing; the next
+          // one sends the script's text, with a ROLE and WAIT of its own.
+          if (isNoScript(err) && conn !== undefined && noScriptRetries++ < 3) {
+            this.putScript.forget(conn)
+            return null
+          }
+          throw err
+        })
+        if (res === null) { attempt--; continue }
+        const outcome = interpret(res.reply)
+        const acked = n > 0 ? res.acked : 0
         if (acked < n) throw new NotConfirmedError(`write confirmed by ${acked} of ${n} replicas within ${this.config.waitTimeoutMs} ms`)
         // A node became promotable while this write was in flight: confirm again with it counted.
         if (!this.topology.ackCovers(mode, n)) throw new NotConfirmedError(`the WAIT count grew from ${n} while the write was in flight`)
-        const role = res[1]![1] as [string, number]
+        const role = res.role as [string, number]
         this.topology.noteAcknowledged(node, Number(role[1]))
         return { outcome, result: { syncToken: String(role[1]), node, replicas: acked } }
       } catch (err) {

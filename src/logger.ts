@@ -1,6 +1,9 @@
-/** pino options: JSON lines, secrets redacted wherever they could appear. */
+/**
+ * pino options: JSON lines, secrets redacted wherever they could appear, written to stdout without
+ * blocking the event loop; the per-request line and per-request loggers at the least cost.
+ */
 import type { FastifyRequest } from 'fastify'
-import type { LoggerOptions } from 'pino'
+import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
 /** Paths whose values never reach a log line. */
 export const REDACT_PATHS = [
@@ -68,4 +71,71 @@ export function loggerOptions (level: string): LoggerOptions {
     base: { service: 'sentinel-kv-gateway' },
     serializers: { req: reqSerializer }
   }
+}
+
+/** Most bytes of log lines waiting for stdout before new lines are dropped (a stuck reader must not fill memory). */
+const LOG_BUFFER_MAX_BYTES = 8 * 1024 * 1024
+
+let destination: DestinationStream | undefined
+
+/**
+ * The process's stdout as pino's asynchronous destination (one per process, shared by every logger):
+ * a line is queued and written by the event loop, lines written while a write is in flight go out
+ * together, and nothing waits on a slow reader of stdout. pino writes what is queued synchronously
+ * when the process exits (process.exit included). On AWS Lambda (src/lambda.ts) lines are written
+ * synchronously: the runtime freezes the process as soon as an invocation answers, which would hold
+ * back (or, at shutdown, lose) what is still queued.
+ */
+export function logDestination (env: NodeJS.ProcessEnv = process.env): DestinationStream {
+  const sync = env.AWS_LAMBDA_FUNCTION_NAME !== undefined
+  destination ??= pino.destination({ dest: 1, sync, ...(sync ? {} : { maxLength: LOG_BUFFER_MAX_BYTES }) })
+  return destination
+}
+
+/** The options of a child that redacts nothing: for lines whose fields can never hold a secret. */
+export const NO_REDACTION: ChildLoggerOptions = { redact: { paths: [] } }
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+type LogMethod = (...args: unknown[]) => void
+
+/**
+ * The logger of one request (Fastify's `req.log`), created for every request: pino's child (its
+ * bindings serialized through the redaction) is only made when the request logs a line at an
+ * enabled level, which most requests never do (their one line is written by the LogController).
+ */
+export class RequestLogger {
+  private real: Logger | undefined = undefined
+  constructor (readonly parent: Logger, private readonly bindingsOf: Bindings) {}
+
+  get level (): string { return this.parent.level }
+  get log (): Logger { return (this.real ??= this.parent.child(this.bindingsOf)) }
+  isLevelEnabled (level: string): boolean { return this.parent.isLevelEnabled(level) }
+  child (bindings: Bindings, options?: ChildLoggerOptions): Logger { return this.log.child(bindings, options) }
+  bindings (): Bindings { return this.log.bindings() }
+  setBindings (bindings: Bindings): void { this.log.setBindings(bindings) }
+  flush (): void { this.parent.flush() }
+  silent (): void {}
+  declare trace: LogMethod
+  declare debug: LogMethod
+  declare info: LogMethod
+  declare warn: LogMethod
+  declare error: LogMethod
+  declare fatal: LogMethod
+}
+for (const level of LEVELS) {
+  Object.defineProperty(RequestLogger.prototype, level, {
+    value: function (this: RequestLogger, ...args: unknown[]): void {
+      if (!this.parent.isLevelEnabled(level)) return
+      ;(this.log[level] as LogMethod)(...args)
+    }
+  })
+}
+
+/**
+ * Fastify's childLoggerFactory: a RequestLogger, or pino's own child when the route sets a level or
+ * serializers of its own.
+ */
+export function requestLoggerFactory (logger: Logger, bindings: Bindings, opts: ChildLoggerOptions): Logger {
+  if (opts.level !== undefined || opts.serializers !== undefined) return logger.child(bindings, opts)
+  return new RequestLogger(logger, bindings) as unknown as Logger
 }

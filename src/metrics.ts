@@ -1,37 +1,35 @@
 /**
  * Prometheus metrics (prom-client). Metrics listen to what the services emit and to request
- * completion; they hold no logic of their own.
+ * completion; they hold no logic of their own. The two histograms observed on every request and
+ * every Redis call are plain counts updated in place (src/metrics-histogram.ts), handed to
+ * prom-client when scraped.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Breakers } from './breakers.js'
 import type { NearCache } from './cache/near-cache.js'
+import { CountOf, FastHistogram, type Series } from './metrics-histogram.js'
 import type { Topology } from './topology.js'
+
+/** x-served-by values as a small number (part of a series' numeric key). */
+const SERVED_BY: Readonly<Record<string, number>> = { none: 0, replica: 1, master: 2 }
 
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const
 
 export class Metrics {
   readonly registry = new Registry()
-  /**
-   * Always equal to the latency histogram's `_count` for the same labels, so it is read from there
-   * when scraped instead of being counted a second time on every request.
-   */
-  readonly requests: Counter<'route' | 'method' | 'status' | 'served_by'> = new Counter({
-    name: 'skv_http_requests_total', help: 'HTTP requests by route, method, status and serving role', labelNames: ['route', 'method', 'status', 'served_by'], registers: [this.registry],
-    collect: async () => {
-      // get() reads the histogram at once (no collect of its own): the same moment as its own exposition.
-      const { values } = await this.requestSeconds.get()
-      this.requests.reset()
-      for (const v of values) if (v.metricName === 'skv_http_request_duration_seconds_count') this.requests.inc(v.labels, v.value)
-    }
-  })
-  readonly requestSeconds = new Histogram({
-    name: 'skv_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status', 'served_by'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry]
-  })
-  readonly redisSeconds = new Histogram({
-    name: 'skv_redis_command_duration_seconds', help: 'Redis call latency per node and kind (read, write, INFO...)', labelNames: ['node', 'op', 'outcome'],
-    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5], registers: [this.registry]
-  })
+  // Registered first: the exposition keeps the order of registration.
+  readonly requests = new CountOf(this.registry, 'skv_http_requests_total', 'HTTP requests by route, method, status and serving role', (): FastHistogram => this.requestSeconds)
+  readonly requestSeconds = new FastHistogram(this.registry, 'skv_http_request_duration_seconds', 'HTTP request latency',
+    ['route', 'method', 'status', 'served_by'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
+
+  readonly redisSeconds = new FastHistogram(this.registry, 'skv_redis_command_duration_seconds', 'Redis call latency per node and kind (read, write, INFO...)',
+    ['node', 'op', 'outcome'], [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5])
+
+  /** route -> method -> status * 4 + served-by -> series: no string is built per request. */
+  private readonly requestSeries = new Map<string, Map<string, Map<number, Series>>>()
+  private readonly oddSeries = new Map<string, Series>()
+  /** node -> op -> [ok, error]. */
+  private readonly redisSeries = new Map<string, Map<string, [Series, Series]>>()
   readonly failovers = new Counter({ name: 'skv_failovers_total', help: 'Master changes seen by this gateway', registers: [this.registry] })
   readonly stalePromotions = new Counter({ name: 'skv_stale_promotions_total', help: 'Masters followed whose replication history lacks the last acknowledged write (acknowledged writes may be lost)', registers: [this.registry] })
   readonly rateLimited = new Counter({ name: 'skv_rate_limit_rejections_total', help: 'Requests refused by the rate limiter', registers: [this.registry] })
@@ -42,7 +40,13 @@ export class Metrics {
     topology.on('master-change', (s: { lastFailover: unknown }) => { if (s.lastFailover !== null) this.failovers.inc() })
     topology.on('stale-promotion', () => this.stalePromotions.inc())
     breakers.on('call', (node: string, op: string, seconds: number, ok: boolean) => {
-      this.redisSeconds.observe({ node, op, outcome: ok ? 'ok' : 'error' }, seconds)
+      let byOp = this.redisSeries.get(node)
+      if (byOp === undefined) this.redisSeries.set(node, byOp = new Map())
+      let pair = byOp.get(op)
+      if (pair === undefined) {
+        byOp.set(op, pair = [this.redisSeconds.series({ node, op, outcome: 'ok' }), this.redisSeconds.series({ node, op, outcome: 'error' })])
+      }
+      pair[ok ? 0 : 1].observe(seconds)
     })
     new Gauge({
       name: 'skv_breaker_state', help: 'Circuit breaker per node: 0 closed, 1 half-open, 2 open', labelNames: ['node'], registers: [this.registry],
@@ -58,10 +62,25 @@ export class Metrics {
     })
   }
 
-  /** Records one finished HTTP request. */
+  /** Records one finished HTTP request (skv_http_requests_total is its series' count). */
   observeRequest (route: string, method: string, status: number, servedBy: string, seconds: number): void {
-    // skv_http_requests_total follows from this (see `requests`).
-    this.requestSeconds.observe({ route, method, status: String(status), served_by: servedBy }, seconds)
+    let byMethod = this.requestSeries.get(route)
+    if (byMethod === undefined) this.requestSeries.set(route, byMethod = new Map())
+    let byKey = byMethod.get(method)
+    if (byKey === undefined) byMethod.set(method, byKey = new Map())
+    const role = SERVED_BY[servedBy]
+    if (role === undefined) return this.observeOdd(route, method, status, servedBy, seconds)
+    let series = byKey.get(status * 4 + role)
+    if (series === undefined) byKey.set(status * 4 + role, series = this.requestSeconds.series({ route, method, status: String(status), served_by: servedBy }))
+    series.observe(seconds)
+  }
+
+  /** An x-served-by outside the known values (never expected): a string key, built per call. */
+  private observeOdd (route: string, method: string, status: number, servedBy: string, seconds: number): void {
+    const key = JSON.stringify([route, method, status, servedBy])
+    let series = this.oddSeries.get(key)
+    if (series === undefined) this.oddSeries.set(key, series = this.requestSeconds.series({ route, method, status: String(status), served_by: servedBy }))
+    series.observe(seconds)
   }
 
   /** Near-cache counters and size, read from the cache when scraped. */

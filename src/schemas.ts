@@ -9,7 +9,7 @@ export const ErrorSchema = Type.Object({
     code: Type.String({ description: 'Stable error code, e.g. GW_ERR_KEY_NOT_FOUND' }),
     message: Type.String({ description: 'Human-readable explanation (never a stack trace or internal address)' })
   }, { additionalProperties: false })
-}, { $id: 'Error', additionalProperties: false, description: 'The one error shape of every 4xx/5xx answer' })
+}, { $id: 'Error', additionalProperties: false, description: 'The one error shape of every 4xx/5xx answer', examples: [{ error: { code: 'GW_ERR_KEY_NOT_FOUND', message: 'the key does not exist' } }] })
 export type ErrorReply = Static<typeof ErrorSchema>
 
 /** A documented error response: the shared Error schema under application/json (plus response headers, if any). */
@@ -26,9 +26,13 @@ export const unauthorizedRef = (description = 'Missing or unknown bearer token')
   'www-authenticate': { type: 'string', description: 'Bearer challenge: `Bearer realm="sentinel-kv-gateway"`' }
 })
 
+/** 429: over the rate limit, or too many failed authentications from this address. */
+export const rateLimitedRef = (): unknown => errorRef('Too many requests: over RATE_LIMIT_MAX in the window (per token; per address when anonymous), or over AUTH_FAILURES_MAX failed authentications from this address. Retry-After says when to come back', retryAfterHeader)
+
 /** Error responses shared by the KV routes. */
 export const kvErrors = {
   400: errorRef('Bad parameter, key or header'),
+  429: rateLimitedRef(),
   500: errorRef('Internal error'),
   503: errorRef('No Redis node can serve the request now (Retry-After says when to retry)', retryAfterHeader)
 }
@@ -84,7 +88,7 @@ export const WriteReplySchema = Type.Object({
   result: Type.Union([Type.Literal('created'), Type.Literal('replaced')]),
   syncToken: Type.String({ description: 'Master replication offset after the write (also in X-Sync-Token)' }),
   replicas: Type.Integer({ description: 'Replicas that confirmed the write before it was acknowledged' })
-}, { additionalProperties: false })
+}, { additionalProperties: false, examples: [{ result: 'created', syncToken: '48213', replicas: 2 }] })
 export type WriteReply = Static<typeof WriteReplySchema>
 
 const Address = {
@@ -98,6 +102,48 @@ const AckedPosition = Type.Object({
   offset: Type.Integer({ description: 'The master\'s replication offset right after the write' })
 })
 
+/** One replica as /topology shows it (also per shard in Cluster mode). */
+const ReplicaViewSchema = Type.Object({
+  ...Address,
+  healthy: Type.Boolean(),
+  reason: Type.Optional(Type.String()),
+  attached: Type.Boolean(),
+  lagBytes: Type.Union([Type.Integer(), Type.Null()]),
+  lagSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  link: Type.Optional(Type.String({ description: 'Replication link trouble that does not stop reads, e.g. `master hears no ack for 5 s`: the master answers the gateway but cannot hear this replica (an asymmetric cut); the gateway closes the replica\'s link so it reconnects' })),
+  latencyMs: Type.Union([Type.Number(), Type.Null()])
+})
+
+/** The last failover as /topology shows it (also per shard in Cluster mode). */
+const LastFailoverSchema = Type.Union([Type.Object({
+  at: Type.String(),
+  from: Type.Union([Type.Object(Address), Type.Null()]),
+  to: Type.Object(Address),
+  detectedBy: Type.String({ description: '`sentinels` (they named another master), `cluster` (Cluster mode: another node serves the shard\'s slots) or `replication-id` (the master\'s replication history changed in place: a restart that lost data)' }),
+  acknowledgedWritesAtRisk: Type.Union([Type.Boolean(), Type.Null()], { description: 'true: the new master\'s replication history does not contain the last write this gateway acknowledged (a stale promotion: acknowledged writes may be lost; also counted in skv_stale_promotions_total). null: the new master\'s INFO has not been read yet' }),
+  acknowledgedOffsetGap: Type.Union([Type.Integer(), Type.Null()], { description: 'Bytes of acknowledged replication stream the new master lacks (0 when none; null when the histories share no replication id the gateway can see)' }),
+  acknowledged: Type.Union([AckedPosition, Type.Null()], { description: 'The last acknowledged write compared (null: none since the previous check)' }),
+  newMasterHistory: Type.Union([Type.Object({
+    replid: Type.String({ description: 'master_replid' }),
+    replid2: Type.String({ description: 'master_replid2' }),
+    secondReplOffset: Type.Integer({ description: 'second_repl_offset: one past the last byte of replid2 it holds' }),
+    masterReplOffset: Type.Integer()
+  }), Type.Null()], { description: 'The new master\'s INFO replication as compared' })
+}), Type.Null()])
+
+/** Cluster mode only: the shards, as src/cluster/view.ts builds them. */
+export const ShardsSchema = Type.Array(Type.Object({
+  id: Type.String({ description: 'The shard\'s name in the gateway: the first 8 characters of the node id of its first master seen (kept across failovers)' }),
+  slots: Type.Array(Type.String(), { description: 'Hash slot ranges served, e.g. `0-5460`' }),
+  master: Type.Union([Type.Object({ ...Address, confirmed: Type.Boolean({ description: 'The node\'s own INFO says role:master' }) }), Type.Null()]),
+  requiredReplicas: Type.Integer({ description: 'WAIT count of a `replicated` write on this shard: every replica the cluster lists for the master and does not flag `fail`, attached or not' }),
+  allReplicas: Type.Integer({ description: 'WAIT count of a `durability=all` write on this shard' }),
+  failoverInProgress: Type.Boolean({ description: 'The cluster flags the master `fail?` or `fail`: writes to this shard wait' }),
+  replicas: Type.Array(ReplicaViewSchema),
+  lastFailover: LastFailoverSchema
+}), { description: 'Cluster mode only (REDIS_CLUSTER_NODES): the shards. The top-level master and replicas then summarize them (the first shard\'s master, every replica)' })
+export type ShardsView = Static<typeof ShardsSchema>
+
 export const TopologySchema = Type.Object({
   masterName: Type.String(),
   master: Type.Union([Type.Object({ ...Address, confirmed: Type.Boolean({ description: 'The node\'s own ROLE says master' }), note: Type.Optional(Type.String({ description: 'Set when the master answers the gateway but cannot hear some replicas (no ack for more than 2 s): writes are not confirmed until they reconnect' })) }), Type.Null()]),
@@ -105,16 +151,7 @@ export const TopologySchema = Type.Object({
   requiredReplicas: Type.Integer({ description: 'Replicas a `replicated` write must reach (WAIT count): every replica the sentinels list and do not flag down, attached or not' }),
   allReplicas: Type.Integer({ description: 'Replicas a `durability=all` write must reach: every data node the sentinels list besides the master, down or not' }),
   failoverInProgress: Type.Boolean(),
-  replicas: Type.Array(Type.Object({
-    ...Address,
-    healthy: Type.Boolean(),
-    reason: Type.Optional(Type.String()),
-    attached: Type.Boolean(),
-    lagBytes: Type.Union([Type.Integer(), Type.Null()]),
-    lagSeconds: Type.Union([Type.Integer(), Type.Null()]),
-    link: Type.Optional(Type.String({ description: 'Replication link trouble that does not stop reads, e.g. `master hears no ack for 5 s`: the master answers the gateway but cannot hear this replica (an asymmetric cut); the gateway closes the replica\'s link so it reconnects' })),
-    latencyMs: Type.Union([Type.Number(), Type.Null()])
-  })),
+  replicas: Type.Array(ReplicaViewSchema),
   sentinels: Type.Array(Type.Object({ ...Address, reachable: Type.Boolean() })),
   breakers: Type.Array(Type.Object({
     node: Type.String(),
@@ -126,21 +163,7 @@ export const TopologySchema = Type.Object({
     timeouts: Type.Integer(),
     rejects: Type.Integer()
   })),
-  lastFailover: Type.Union([Type.Object({
-    at: Type.String(),
-    from: Type.Union([Type.Object(Address), Type.Null()]),
-    to: Type.Object(Address),
-    detectedBy: Type.String({ description: '`sentinels` (they named another master) or `replication-id` (the master\'s replication history changed in place: a restart that lost data)' }),
-    acknowledgedWritesAtRisk: Type.Union([Type.Boolean(), Type.Null()], { description: 'true: the new master\'s replication history does not contain the last write this gateway acknowledged (a stale promotion: acknowledged writes may be lost; also counted in skv_stale_promotions_total). null: the new master\'s INFO has not been read yet' }),
-    acknowledgedOffsetGap: Type.Union([Type.Integer(), Type.Null()], { description: 'Bytes of acknowledged replication stream the new master lacks (0 when none; null when the histories share no replication id the gateway can see)' }),
-    acknowledged: Type.Union([AckedPosition, Type.Null()], { description: 'The last acknowledged write compared (null: none since the previous check)' }),
-    newMasterHistory: Type.Union([Type.Object({
-      replid: Type.String({ description: 'master_replid' }),
-      replid2: Type.String({ description: 'master_replid2' }),
-      secondReplOffset: Type.Integer({ description: 'second_repl_offset: one past the last byte of replid2 it holds' }),
-      masterReplOffset: Type.Integer()
-    }), Type.Null()], { description: 'The new master\'s INFO replication as compared' })
-  }), Type.Null()]),
+  lastFailover: LastFailoverSchema,
   lastAcknowledged: Type.Union([AckedPosition, Type.Null()], { description: 'The last write this gateway acknowledged: its master, replication id and offset (ROLE after the write); null when none since the last failover check that found it missing' }),
   readStrategy: Type.String(),
   nearCache: Type.Object({
@@ -156,7 +179,8 @@ export const TopologySchema = Type.Object({
     invalidations: Type.Integer(),
     flushes: Type.Record(Type.String(), Type.Integer(), { description: 'Whole-cache flushes by reason: invalidation-connection, data-connection, heartbeat, topology, server-flush' })
   }, { additionalProperties: false, description: 'The in-process near-cache of replica reads' }),
-  refreshedAt: Type.Union([Type.String(), Type.Null()])
+  refreshedAt: Type.Union([Type.String(), Type.Null()]),
+  shards: Type.Optional(ShardsSchema)
 }, { additionalProperties: false })
 export type TopologyReply = Static<typeof TopologySchema>
 

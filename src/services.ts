@@ -4,15 +4,16 @@
  */
 import type { Logger } from 'pino'
 import { Breakers } from './breakers.js'
-import { NearCache } from './cache/near-cache.js'
-import { InvalidationTracker } from './cache/tracking.js'
+import { nearCacheFor } from './cache/setup.js'
 import type { Config } from './config.js'
 import { KvService, type ReadCache } from './kv.js'
-import { controlAuth } from './redis/control-auth.js'
 import { Connections, nodeKey } from './redis/connections.js'
+import { nodeSettings } from './redis/node-settings.js'
 import { ReadRouter } from './routing.js'
 import { Sentinels } from './sentinel/sentinels.js'
 import { Topology } from './topology.js'
+import { createClusterServices } from './cluster/services.js'
+import type { ClusterTopology } from './cluster/topology.js'
 
 export interface Services {
   connections: Connections
@@ -22,26 +23,19 @@ export interface Services {
   kv: KvService
   /** The near-cache (undefined when NEAR_CACHE=false). */
   near?: ReadCache
+  /** Cluster mode (REDIS_CLUSTER_NODES): the shards; `topology` is then this cluster's summary. */
+  cluster?: ClusterTopology
   close(): void
 }
 
 export function createServices (config: Config, log: Logger): Services {
-  const control = controlAuth(config)
-  if (config.controlUsername === undefined) {
-    log.warn('REDIS_CONTROL_USERNAME is not set: the connections that run client commands log in as the same Redis user as the control connections, so Redis ACL is not a second wall behind the gateway\'s own checks (see the README, "Redis ACL: the second wall")')
+  if (config.clusterNodes !== undefined) {
+    const c = createClusterServices(config, log)
+    // The cluster topology and KV service offer what the routes, metrics and the command gate use
+    // of their Sentinel-mode counterparts (src/cluster/); the declared types name those classes.
+    return { ...c, topology: c.topology as unknown as Topology, kv: c.kv as unknown as KvService, cluster: c.topology, close: closer(c) }
   }
-  const connections = new Connections(config.poolSize, {
-    username: config.redisUsername,
-    password: config.redisPassword,
-    ...(control === undefined ? {} : { control }),
-    commandReplyBytes: config.upstashMaxReplyBytes,
-    db: config.db,
-    connectTimeoutMs: config.connectTimeoutMs,
-    name: 'skv-gateway',
-    ...(config.redisTls !== undefined ? { tls: config.redisTls } : {}),
-    // Node addresses come from the sentinels: translate them (REDIS_NAT_MAP) when connecting.
-    natMap: config.natMap
-  }, log)
+  const connections = new Connections(config.poolSize, nodeSettings(config, log), log)
   const sentinels = new Sentinels(config.sentinels, config.masterName, {
     username: config.sentinelUsername,
     password: config.sentinelPassword,
@@ -59,25 +53,17 @@ export function createServices (config: Config, log: Logger): Services {
     breakers.retain(nodes)
   })
   const router = new ReadRouter(config.readStrategy, node => breakers.isOpen(node))
-  let near: ReadCache | undefined
-  if (config.nearCache !== undefined) {
-    const cache = new NearCache(config.nearCache.maxBytes, config.nearCache.maxValueBytes)
-    const tracker = new InvalidationTracker(cache, connections, log)
-    topology.on('change', () => tracker.follow(topology.snapshot))
-    near = { cache, tracker }
-  }
+  const near = nearCacheFor(config, connections, topology, log)
   const kv = new KvService(config, topology, connections, breakers, router, near)
-  return {
-    connections,
-    topology,
-    breakers,
-    router,
-    kv,
-    ...(near !== undefined ? { near } : {}),
-    close () {
-      near?.tracker.close()
-      topology.close()
-      breakers.close()
-    }
+  const parts = { connections, topology, breakers, router, kv, ...(near !== undefined ? { near } : {}) }
+  return { ...parts, close: closer(parts) }
+}
+
+/** Stops what the services run: the near-cache's tracker, the topology (and its connections), the breakers. */
+function closer (s: { near?: ReadCache; topology: { close (): void }; breakers: { close (): void } }): () => void {
+  return () => {
+    s.near?.tracker.close()
+    s.topology.close()
+    s.breakers.close()
   }
 }

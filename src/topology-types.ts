@@ -45,3 +45,21 @@ export interface TopologySnapshot {
   lastFailover: FailoverRecord | null
   refreshedAt: string | null
 }
+
+/** The snapshot before the first refresh: no master known yet. */
+export function emptySnapshot (masterName: string): TopologySnapshot {
+  return {
+    masterName,
+    master: null,
+    masterConfirmed: false,
+    configEpoch: 0,
+    masterReplOffset: 0,
+    replicas: [],
+    requiredReplicas: 0,
+    allReplicas: 0,
+    attachedReplicas: 0,
+    failoverInProgress: false,
+    lastFailover: null,
+    refreshedAt: null
+  }
+}

@@ -12,7 +12,8 @@ import type { Config, Durability } from './config.js'
 import { GatewayError } from './errors.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import { withTimeout } from './redis/faults.js'
-import { parseReplicationInfo, type ReplicationInfo } from './redis/parse.js'
+import type { ReplicationInfo } from './redis/parse.js'
+import { checkPromotion, replicationOf } from './master-check.js'
 import { ReplicaLinks } from './replica-links.js'
 import { logReplicaChanges, replicaState } from './replica-state.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
@@ -28,13 +29,17 @@ const MASTER_CHANGE_GRACE_MS = 2000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
 /**
- * Sentinel events after which a node may have become promotable (no longer flagged down, newly
- * listed, converted): until a refresh started after such an event completes, the WAIT count may be
- * one short, so new writes wait for that refresh instead of being acknowledged without the node.
+ * Sentinel events after which a node may have become promotable again (no longer flagged down,
+ * converted back to a replica): until a refresh started after such an event completes, the WAIT
+ * count may be one short, so new writes wait for that refresh instead of being acknowledged without
+ * the node. (`+slave` is not one: after every switch it lists the dead old master too.)
  */
-const GROWTH_EVENTS = new Set(['-sdown', '-odown', '+slave', '+convert-to-slave', '+reboot'])
+const GROWTH_EVENTS = new Set(['-sdown', '+convert-to-slave'])
+/** Longest such a wait: a refresh slowed by an unreachable node must not hold writes for long. */
+const GROWTH_HOLD_MAX_MS = 1000
 
-import type { TopologySnapshot } from './topology-types.js'
+import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
+import { Refresher } from './refresher.js'
 
 export type { FailoverRecord, ReplicaState, TopologySnapshot } from './topology-types.js'
 
@@ -45,13 +50,10 @@ export class Topology extends EventEmitter {
   /** The last acknowledged write's position, checked against every new master (stale promotion). */
   private readonly history = new AckHistory()
   private failoverHoldUntil = 0
-  private running: Promise<void> | null = null
-  private again = false
+  private readonly refresher: Refresher
   private timer: NodeJS.Timeout | null = null
   private closed = false
   private nextChange: Promise<void> | null = null
-  private lastRefreshStart = 0
-  private delayedRefresh: NodeJS.Timeout | null = null
   /** When the current master was first seen. */
   private masterSince = 0
   /** When the last failover end event arrived: sentinel answers older than this are stale. */
@@ -66,20 +68,9 @@ export class Topology extends EventEmitter {
     private readonly connections: Connections, private readonly breakers: Breakers, private readonly log: Logger) {
     super()
     this.links = new ReplicaLinks(config, connections, log)
-    this.state = {
-      masterName: config.masterName,
-      master: null,
-      masterConfirmed: false,
-      configEpoch: 0,
-      masterReplOffset: 0,
-      replicas: [],
-      requiredReplicas: 0,
-      allReplicas: 0,
-      attachedReplicas: 0,
-      failoverInProgress: false,
-      lastFailover: null,
-      refreshedAt: null
-    }
+    this.state = emptySnapshot(config.masterName)
+    this.refresher = new Refresher(async startedAt => await this.doRefresh(startedAt),
+      err => this.log.warn({ err: err.message }, 'topology refresh failed'), MIN_REFRESH_GAP_MS)
     sentinels.on('event', (e: SentinelEvent) => this.onSentinelEvent(e))
     sentinels.on('resubscribed', () => this.requestRefresh())
   }
@@ -94,28 +85,10 @@ export class Topology extends EventEmitter {
   }
 
   /** Runs a refresh now, or right after the one in flight (coalesced). */
-  requestRefresh (): void {
-    if (this.running !== null) { this.again = true; return }
-    const wait = this.lastRefreshStart + MIN_REFRESH_GAP_MS - Date.now()
-    if (wait > 0) {
-      this.delayedRefresh ??= setTimeout(() => { this.delayedRefresh = null; this.requestRefresh() }, wait)
-      return
-    }
-    void this.refresh()
-  }
+  requestRefresh (): void { this.refresher.request() }
 
   /** One refresh, single-flight. Never throws: failures are logged and leave the state as it was. */
-  async refresh (): Promise<void> {
-    if (this.running !== null) { this.again = true; return await this.running }
-    this.lastRefreshStart = Date.now()
-    this.running = this.doRefresh(this.lastRefreshStart)
-      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'topology refresh failed'))
-      .finally(() => {
-        this.running = null
-        if (this.again && !this.closed) { this.again = false; this.requestRefresh() }
-      })
-    return await this.running
-  }
+  async refresh (): Promise<void> { await this.refresher.now() }
 
   /**
    * The master to send a write to: confirmed by the sentinels and by its own role, and not
@@ -199,7 +172,7 @@ export class Topology extends EventEmitter {
   close (): void {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)
-    if (this.delayedRefresh !== null) clearTimeout(this.delayedRefresh)
+    this.refresher.close()
     this.sentinels.close()
     this.connections.closeAll()
   }
@@ -210,7 +183,7 @@ export class Topology extends EventEmitter {
 
   /** A sentinel event may have made a node promotable that the last completed refresh did not see. */
   private viewBehindEvents (): boolean {
-    return this.grewAt > 0 && this.grewAt >= this.refreshedFrom
+    return this.grewAt >= this.refreshedFrom && Date.now() - this.grewAt < GROWTH_HOLD_MAX_MS
   }
 
   private schedule (): void {
@@ -254,7 +227,7 @@ export class Topology extends EventEmitter {
 
     // Each replica's own state, asked while the master is: replicaState() reads it.
     const probing = this.links.probe(chosen === null ? prev.replicas : replicaVerdicts(chosen))
-    const info = await this.replicationOf(master)
+    const info = await replicationOf(master, this.connections, this.breakers, this.config)
     const verdicts = chosen === null ? [] : replicaVerdicts(chosen)
     await probing
     const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
@@ -322,39 +295,13 @@ export class Topology extends EventEmitter {
     if (changed) this.emit('master-change', next)
   }
 
-  /**
-   * Stale promotion (issue 11, requirement 3): once the master's own INFO says master, is the last
-   * acknowledged write in its history? Decided once per failover (retried while it cannot be
-   * read); a history change without a failover (a restarted master) is reported the same way.
-   */
+  /** Stale promotion (issue 11, requirement 3): logged, counted (the 'stale-promotion' event). */
   private checkHistory (next: TopologySnapshot, master: NodeAddress, info: ReplicationInfo | null): void {
-    if (info?.role !== 'master') return
-    const v = this.history.observe(nodeKey(master), info)
+    const v = checkPromotion(this.history, next, master, info)
     if (v === null) return
-    const last = next.lastFailover
-    const pending = last !== null && last.acknowledgedWritesAtRisk === null && nodeKey(last.to) === nodeKey(master)
-    if (!pending && !v.atRisk) return
-    next.lastFailover = { ...(pending ? last : { at: next.refreshedAt!, from: master, to: master, detectedBy: 'replication-id' }), ...checkOf(v) }
     const fields = { master: nodeKey(master), ...checkOf(v) }
     if (!v.atRisk) { this.log.info(fields, 'the new master\'s history contains the last acknowledged write'); return }
     this.log.error(fields, 'stale promotion: the master\'s replication history does not contain the last acknowledged write; acknowledged writes may be lost')
     this.emit('stale-promotion', next.lastFailover)
-  }
-
-  private async replicationOf (master: NodeAddress): Promise<ReplicationInfo | null> {
-    try {
-      const pool = this.connections.get(master)
-      const node = nodeKey(master)
-      const ask = async (): Promise<string> => await (await pool.control(this.config.connectTimeoutMs)).info('replication')
-      // Through the breaker: a hung master must open it even when no request is writing. But an
-      // open breaker must not hide the role of a master that answers (partition suite, f: the
-      // master stayed "unconfirmed" for 7 s after the heal because its role was not asked).
-      const text = this.breakers.isOpen(node)
-        ? await withTimeout(`INFO replication on ${node}`, this.config.commandTimeoutMs, ask)
-        : await this.breakers.run(node, 'INFO replication', this.config.commandTimeoutMs, ask)
-      return parseReplicationInfo(text)
-    } catch {
-      return null
-    }
   }
 }

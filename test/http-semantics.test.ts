@@ -321,7 +321,7 @@ t.test('error answers never show a stack trace or an internal address', async t 
   t.same(errorSummary(huge), { status: 400, code: 'GW_ERR_KEY_INVALID', shape: 'gateway' }, `a 5000-byte key: 400 GW_ERR_KEY_INVALID (got ${huge.status} ${huge.text.slice(0, 80)})`)
   t.equal((await api.request('GET', `${kvPath(`${P}x`)}?consistency=nope`)).status, 400, 'bad query')
   t.equal((await api.request('DELETE', '/kv/_batch')).status, 404, 'no such route')
-  t.equal((await api.request('PATCH', kvPath(`${P}x`))).status, 404, 'no such method')
+  t.equal((await api.request('PATCH', kvPath(`${P}x`))).status, 405, 'a method the key route does not take: 405')
 
   const ports = [...topo.redis, ...topo.sentinels].map(n => n.port)
   const errors = [

@@ -180,7 +180,7 @@ t.test('bad parameters, keys and routes get 400/404 with the error shape', async
   assertError(t, await api.put(wide, 'v'), 400, 'GW_ERR_KEY_INVALID', `PUT with a key of ${Buffer.byteLength(wide)} bytes in ${wide.length} characters`)
 
   assertError(t, await api.request('GET', '/nope'), 404, 'GW_ERR_NOT_FOUND', 'GET of an unknown route')
-  assertError(t, await api.request('POST', `/kv/${key}`, { body: 'v' }), 404, 'GW_ERR_NOT_FOUND', 'POST /kv/:key (no such route)')
+  assertError(t, await api.request('POST', `/kv/${key}`, { body: 'v' }), 405, 'GW_ERR_METHOD_NOT_ALLOWED', 'POST /kv/:key (not a method of the route)')
   assertError(t, await api.request('GET', '/kv'), 404, 'GW_ERR_NOT_FOUND', 'GET /kv without a key')
 })
 

@@ -15,41 +15,51 @@ import { topologyFor } from './helpers/topology.js'
 import { freePorts } from './helpers/topology-procs.js'
 
 type SchemaObject = Record<string, unknown>
-interface HeaderObject { description?: string; required?: boolean; schema?: SchemaObject }
+interface HeaderObject { description?: string; required?: boolean; schema?: SchemaObject; $ref?: string }
 interface MediaTypeObject { schema?: SchemaObject }
 interface ResponseObject { description: string; headers?: Record<string, HeaderObject>; content?: Record<string, MediaTypeObject> }
 interface ParameterObject { name: string; in: string; required?: boolean; schema?: SchemaObject; description?: string }
 interface Operation {
+  operationId?: string
   summary?: string
+  description?: string
+  security?: Array<Record<string, string[]>>
   tags?: string[]
   parameters?: ParameterObject[]
   requestBody?: { required?: boolean; content: Record<string, MediaTypeObject> }
   responses: Record<string, ResponseObject>
 }
-type Method = 'get' | 'put' | 'post' | 'delete'
+type Method = 'get' | 'head' | 'put' | 'post' | 'delete'
 interface OpenApiDoc {
   openapi: string
-  info: { title: string; version: string; description?: string }
+  info: { title: string; version: string; description?: string; license?: { name: string; identifier?: string } }
   servers?: { url: string }[]
   tags?: { name: string; description?: string }[]
   paths: Record<string, Partial<Record<Method, Operation>>>
-  components?: { schemas?: Record<string, SchemaObject> }
+  components?: { schemas?: Record<string, SchemaObject>; headers?: Record<string, HeaderObject> }
+  security?: Array<Record<string, string[]>>
 }
 
-const METHODS: Method[] = ['get', 'put', 'post', 'delete']
+const METHODS: Method[] = ['get', 'head', 'put', 'post', 'delete']
 const ERROR_REF = '#/components/schemas/Error'
 
 /** Error answers that deliberately do not use the Error shape. */
 /** The Upstash-compatible routes (tag upstash), whose errors have the Upstash shape {"error": "..."}. */
 const UPSTASH_OPS = ['POST /', 'POST /pipeline', 'POST /multi-exec', 'GET /{command}', 'POST /{command}']
+/** The subscription streams (tag upstash, routes/subscribe.ts). */
+const STREAM_OPS = ['GET /subscribe/{channels}', 'POST /subscribe/{channels}', 'GET /psubscribe/{patterns}', 'POST /psubscribe/{patterns}']
 const NON_ERROR_SHAPED = new Set([
-  'GET /readyz 503', // the readiness probe answers { status, reason }
-  ...UPSTASH_OPS.flatMap(op => ['400', '401', '403', '413', '500', '503', '504'].map(s => `${op} ${s}`)) // components.schemas.UpstashError
+  'GET /readyz 503' // the readiness probe answers { status, reason }
 ])
+/** The error shape of the operations tagged `upstash`: {"error": "..."}. */
+const UPSTASH_ERROR_REF = '#/components/schemas/UpstashError'
+/** The operations that need no token, ever (`security: []`). */
+const OPEN_OPS = ['GET /healthz', 'GET /readyz']
 
 /** Documented answers this test cannot provoke against a healthy local topology. */
 const NOT_PROVOKED = new Map([
   ['GET /kv/{key} 500', 'internal error: no reliable trigger'],
+  ['HEAD /kv/{key} 500', 'internal error: no reliable trigger'],
   ['PUT /kv/{key} 500', 'internal error: no reliable trigger'],
   ['DELETE /kv/{key} 500', 'internal error: no reliable trigger'],
   ['GET /topology 500', 'internal error: no reliable trigger'],
@@ -60,6 +70,11 @@ const NOT_PROVOKED = new Map([
   ...UPSTASH_OPS.flatMap(op => [
     [`${op} 500`, 'internal error: no reliable trigger'],
     [`${op} 504`, 'needs replicas that stop confirming mid-write (test/upstash-failover.test.ts accepts it during a failover)']
+  ] as Array<[string, string]>),
+  ...STREAM_OPS.flatMap(op => [
+    [`${op} 200`, 'an event stream never ends and this test reads whole bodies (test/pubsub*.test.ts check the streams)'],
+    [`${op} 500`, 'internal error: no reliable trigger'],
+    [`${op} 503`, 'needs a token with the p right and no node that takes the subscription, or PUBSUB_MAX_STREAMS open streams']
   ] as Array<[string, string]>)
 ])
 
@@ -81,6 +96,7 @@ function operations (): { path: string; method: Method; op: Operation }[] {
 function schemas (): { where: string; schema: SchemaObject }[] {
   const out: { where: string; schema: SchemaObject }[] = []
   for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) out.push({ where: `components.schemas.${name}`, schema })
+  for (const [name, h] of Object.entries(doc.components?.headers ?? {})) if (h.schema) out.push({ where: `components.headers.${name}`, schema: h.schema })
   for (const { path, method, op } of operations()) {
     const at = `${method.toUpperCase()} ${path}`
     for (const p of op.parameters ?? []) if (p.schema) out.push({ where: `${at} parameter ${p.in}:${p.name}`, schema: p.schema })
@@ -119,17 +135,27 @@ t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
 
   t.match(doc.info, { title: String, version: String, description: String }, 'info')
   t.ok((doc.servers ?? []).length > 0, 'servers')
+  t.same((doc.servers ?? []).filter(x => !x.url.startsWith('/')), [], 'servers are relative: the gateway that serves the document, no hard-coded host')
+  t.match(doc.info.license, { name: String }, 'info.license')
+  t.same(doc.security, [{ bearer: [] }], 'a bearer token by default')
+  const ids = operations().map(o => o.op.operationId)
+  t.same(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'operationIds are unique')
   const tagNames = (doc.tags ?? []).map(x => x.name)
   t.same(doc.components?.schemas?.Error?.required, ['error'], 'components.schemas.Error is the error shape')
 
   const ops = operations().map(o => `${o.method.toUpperCase()} ${o.path}`)
-  for (const route of ['GET /kv/{key}', 'PUT /kv/{key}', 'DELETE /kv/{key}', 'GET /topology', 'GET /healthz', 'GET /readyz']) {
+  for (const route of ['GET /kv/{key}', 'HEAD /kv/{key}', 'PUT /kv/{key}', 'DELETE /kv/{key}', 'GET /topology', 'GET /healthz', 'GET /readyz']) {
     t.ok(ops.includes(route), `${route} is documented`)
   }
 
   for (const { path, method, op } of operations()) {
     const at = `${method.toUpperCase()} ${path}`
     t.ok(op.summary, `${at} has a summary`)
+    t.match(op.operationId ?? '', /^[a-z][A-Za-z]+$/, `${at} has an operationId`)
+    t.ok((op.description ?? '').length > 0, `${at} has a description`)
+    const open = OPEN_OPS.includes(at)
+    t.equal(op.security !== undefined && op.security.length === 0, open, `${at}: ${open ? 'open (security: [])' : 'needs a token when tokens are configured'}`)
+    if (!open) t.ok(op.responses['429'], `${at} documents 429 (rate limit, failed authentications)`)
     t.ok(op.tags?.length === 1 && tagNames.includes(op.tags[0] ?? ''), `${at} has one declared tag`)
     for (const name of [...path.matchAll(/\{([^}]+)\}/g)].map(m => m[1])) {
       t.ok(op.parameters?.some(p => p.in === 'path' && p.name === name && p.required === true), `${at} declares path parameter ${name}`)
@@ -137,11 +163,15 @@ t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
     for (const [status, r] of Object.entries(op.responses)) {
       t.ok(/^[1-5][0-9][0-9]$/.test(status), `${at} ${status} is an explicit status`)
       t.ok(r.description !== 'Default Response', `${at} ${status} has its own description`)
-      if (Number(status) >= 400 && !NON_ERROR_SHAPED.has(`${at} ${status}`)) {
-        t.same(r.content, { 'application/json': { schema: { $ref: ERROR_REF } } }, `${at} ${status} answers the Error shape`)
+      if (Number(status) >= 400 && method !== 'head' && !NON_ERROR_SHAPED.has(`${at} ${status}`)) {
+        const shape = op.tags?.includes('upstash') === true ? UPSTASH_ERROR_REF : ERROR_REF
+        t.same(r.content, { 'application/json': { schema: { $ref: shape } } }, `${at} ${status} answers the ${shape.split('/').pop() ?? ''} shape`)
       }
       if (status === '503' && path.startsWith('/kv/')) t.ok(r.headers?.['retry-after'], `${at} 503 documents Retry-After`)
       if (status === '504') t.ok(r.headers?.['retry-after'], `${at} 504 documents Retry-After`)
+      if (status === '429') t.ok(r.headers?.['retry-after'], `${at} 429 documents Retry-After`)
+      t.ok(headerOf(r.headers?.['x-request-id'])?.schema, `${at} ${status} declares X-Request-Id`)
+      if (method === 'head') t.equal(r.content, undefined, `${at} ${status}: no body`)
     }
   }
 
@@ -149,7 +179,13 @@ t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
   t.match(get?.responses['200'], { headers: { 'x-served-by': {}, 'x-ttl': {} }, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, 'GET 200: raw bytes, X-Served-By, X-TTL')
   t.match(get?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:if-none-match', 'header:x-sync-token', 'path:key', 'query:consistency', 'query:syncToken'], 'GET parameters')
   const put = doc.paths['/kv/{key}']?.put
-  t.match(put?.requestBody, { required: true, content: { '*/*': {} } }, 'PUT body: any content type, raw bytes')
+  t.match(put?.requestBody, { required: true, content: { 'text/plain': { schema: { type: 'string' } }, 'application/octet-stream': { schema: { type: 'string' } } } }, 'PUT body: text or raw bytes')
+  t.ok(put?.requestBody?.content['text/plain'] && !('contentMediaType' in (put.requestBody.content['text/plain'].schema ?? {})), 'PUT text/plain is a text box in /docs, not a file upload')
+  t.ok(doc.paths['/kv/_batch']?.post?.responses['415'], 'batch documents 415')
+  for (const name of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) {
+    t.ok(headerOf(get?.responses['200']?.headers?.[name])?.schema, `GET /kv/{key} 200 declares ${name}`)
+  }
+  t.equal(doc.paths['/healthz']?.get?.responses['200']?.headers?.['ratelimit-limit'], undefined, 'the probes are not rate limited: no RateLimit-*')
   t.match(put?.parameters?.map(p => `${p.in}:${p.name}`).sort(), ['header:if-match', 'header:if-none-match', 'path:key', 'query:durability', 'query:ttl'], 'PUT parameters')
   for (const status of ['200', '201']) t.ok(put?.responses[status]?.headers?.['x-sync-token'], `PUT ${status} documents X-Sync-Token`)
   t.ok(put?.responses['201']?.headers?.location, 'PUT 201 documents Location')
@@ -157,6 +193,12 @@ t.test('openapi.yaml is a valid OpenAPI 3.1 document', async (t) => {
   t.match(del?.responses['204'], { headers: { 'x-sync-token': {} } }, 'DELETE 204 documents X-Sync-Token')
   t.equal(del?.responses['204']?.content, undefined, 'DELETE 204 has no body')
 })
+
+/** A header object, its $ref (components.headers) resolved. */
+function headerOf (h: HeaderObject | undefined): HeaderObject | undefined {
+  const ref = h?.$ref
+  return ref === undefined ? h : doc.components?.headers?.[ref.replace('#/components/headers/', '')]
+}
 
 /** Checks real answers against the document and records which documented answers were seen. */
 class Conformance {
@@ -231,7 +273,9 @@ class Conformance {
   }
 
   private headers (t: Test, at: string, documented: ResponseObject, headers: Headers, always: string[]): void {
-    const docHeaders = new Map(Object.entries(documented.headers ?? {}).map(([name, h]) => [name.toLowerCase(), h]))
+    const docHeaders = new Map(Object.entries(documented.headers ?? {}).map(([name, h]) => [name.toLowerCase(), headerOf(h) ?? h]))
+    // Every answer carries X-Request-Id (src/app.ts), documented on every response.
+    always = always.includes('x-request-id') ? always : [...always, 'x-request-id']
     for (const [name, h] of docHeaders) {
       const value = headers.get(name)
       if (value === null) {
@@ -275,6 +319,12 @@ t.test('real answers match the document', async (t) => {
         ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : new Uint8Array(init.body) })
       })
 
+    /** GET and its HEAD twin: the same status and headers, HEAD without a body. */
+    const getAndHead = async (want: { status: number; headers?: string[]; body?: Buffer }, path: string, init: { headers?: Record<string, string> } = {}): Promise<void> => {
+      await c.check(t, await req('GET', path, init), K, 'get', want)
+      await c.check(t, await req('HEAD', path, init), K, 'head', { status: want.status, ...(want.headers === undefined ? {} : { headers: want.headers }) })
+    }
+
     // ready: /readyz answers 200 once the gateway has found and pinged the master
     const deadline = Date.now() + 20_000
     let ready: Response
@@ -296,7 +346,7 @@ t.test('real answers match the document', async (t) => {
     const replaced = await req('PUT', `${key}?durability=replicated`, { headers: { 'content-type': 'application/json', 'if-match': '*' }, body: '{"not":"parsed"}' })
     await c.check(t, replaced, K, 'put', { status: 200, headers: ['x-sync-token'] })
     const syncToken = replaced.headers.get('x-sync-token') ?? ''
-    await c.check(t, await req('GET', `${key}?syncToken=${syncToken}`), K, 'get', { status: 200, headers: ['x-served-by'], body: Buffer.from('{"not":"parsed"}') })
+    await getAndHead({ status: 200, headers: ['x-served-by'], body: Buffer.from('{"not":"parsed"}') }, `${key}?syncToken=${syncToken}`)
     await c.check(t, await req('PUT', key, { body: bytes }), K, 'put', { status: 200, headers: ['x-sync-token'] }) // no content type at all
     await c.check(t, await req('PUT', `${key}?ttl=300`, { headers: { 'content-type': 'text/plain; charset=utf-8' }, body: bytes }), K, 'put', { status: 200, headers: ['x-sync-token'] })
     const withTtl = await req('GET', `${key}?consistency=strong`)
@@ -308,12 +358,14 @@ t.test('real answers match the document', async (t) => {
     await c.check(t, await req('PUT', '/kv/openapi-missing', { headers: { 'if-match': '*' }, body: 'x' }), K, 'put', { status: 412 })
     // 413: larger than KV_MAX_VALUE_BYTES
     await c.check(t, await req('PUT', '/kv/openapi-big', { headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(2048, 1) }), K, 'put', { status: 413 })
+    // 415: a Content-Type that is no media type at all
+    await c.check(t, await req('PUT', '/kv/openapi-ct', { headers: { 'content-type': '???' }, body: 'x' }), K, 'put', { status: 415 })
     // 400: bad query, bad header combination, key too long
     await c.check(t, await req('PUT', '/kv/openapi-ttl?ttl=0', { body: 'x' }), K, 'put', { status: 400 })
     await c.check(t, await req('PUT', '/kv/openapi-both', { headers: { 'if-match': '*', 'if-none-match': '*' }, body: 'x' }), K, 'put', { status: 400 })
-    await c.check(t, await req('GET', `/kv/${'k'.repeat(65)}`), K, 'get', { status: 400 })
-    await c.check(t, await req('GET', `${key}?consistency=sometimes`), K, 'get', { status: 400 })
-    await c.check(t, await req('GET', key, { headers: { 'x-sync-token': 'latest' } }), K, 'get', { status: 400 })
+    await getAndHead({ status: 400 }, `/kv/${'k'.repeat(65)}`)
+    await getAndHead({ status: 400 }, `${key}?consistency=sometimes`)
+    await getAndHead({ status: 400 }, key, { headers: { 'x-sync-token': 'latest' } })
     await c.check(t, await req('DELETE', `${key}?durability=maybe`), K, 'delete', { status: 400 })
     // 409: the key holds a Redis hash
     const master = await topo.master()
@@ -325,32 +377,37 @@ t.test('real answers match the document', async (t) => {
     } finally {
       await mc.quit()
     }
-    await c.check(t, await req('GET', '/kv/openapi-hash?consistency=strong'), K, 'get', { status: 409 })
-    await c.check(t, await req('GET', '/kv/openapi-big?consistency=strong'), K, 'get', { status: 413 })
+    await getAndHead({ status: 409 }, '/kv/openapi-hash?consistency=strong')
+    await getAndHead({ status: 413 }, '/kv/openapi-big?consistency=strong')
     await c.check(t, await req('PUT', '/kv/openapi-hash', { body: 'x' }), K, 'put', { status: 409 })
     // DELETE 204 then 404; GET 404
     await c.check(t, await req('DELETE', key), K, 'delete', { status: 204, headers: ['x-sync-token'] })
     await c.check(t, await req('DELETE', key), K, 'delete', { status: 404 })
-    await c.check(t, await req('GET', key), K, 'get', { status: 404 })
+    await getAndHead({ status: 404 }, key)
     // 304: the ETag of the current value in If-None-Match
     await req('PUT', key, { body: 'etag-me' })
     const tagged = await req('GET', key)
     const etag = tagged.headers.get('etag') ?? ''
     await tagged.arrayBuffer()
     t.match(etag, /^"[0-9a-f]{40}"$/, 'GET answers a strong ETag')
-    await c.check(t, await req('GET', key, { headers: { 'if-none-match': etag } }), K, 'get', { status: 304, headers: ['etag'] })
+    await getAndHead({ status: 304, headers: ['etag'] }, key, { headers: { 'if-none-match': etag } })
     // batch: 200 with one result per op, 400 for a bad op, 413 for a body over the limit
     const B = '/kv/_batch'
     const json = { 'content-type': 'application/json' }
     await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'put', key: 'openapi-b', value: 'v' }, { op: 'get', key: 'openapi-b' }, { op: 'delete', key: 'openapi-b' }] }) }), B, 'post', { status: 200 })
     await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'frobnicate', key: 'k' }] }) }), B, 'post', { status: 400 })
     await c.check(t, await req('POST', B, { headers: json, body: JSON.stringify({ ops: [{ op: 'put', key: 'k', value: 'x'.repeat(80_000) }] }) }), B, 'post', { status: 413 })
+    await c.check(t, await req('POST', B, { headers: { 'content-type': 'text/plain' }, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 415 })
+    // 403: a write sent by a browser page on another origin (src/plugins/cross-site.ts)
+    const crossSite = { ...json, 'sec-fetch-site': 'cross-site', origin: 'http://elsewhere.example' }
+    await c.check(t, await req('POST', B, { headers: crossSite, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 403 })
+    await c.check(t, await req('POST', '/pipeline', { headers: crossSite, body: '[["GET","k"]]' }), '/pipeline', 'post', { status: 403 })
     // 401/403: a gateway with tokens (a read-only token scoped to "scope:")
-    const secured = await startInProcess(t, topo, { AUTH_TOKENS: 'openapi-rw-token:rw,openapi-ro-token:r:scope:' })
+    const secured = await startInProcess(t, topo, { AUTH_TOKENS: 'openapi-rw-token:rw,openapi-ro-token:r:scope:,openapi-p-token:p:scope:' })
     const sreq = async (method: string, path: string, headers: Record<string, string> = {}): Promise<Response> =>
       await fetch(`${secured.url}${path}`, { method, headers, ...(method === 'PUT' ? { body: 'x' } : {}) })
     const ro = { authorization: 'Bearer openapi-ro-token' }
-    for (const method of ['get', 'put', 'delete'] as const) {
+    for (const method of ['get', 'head', 'put', 'delete'] as const) {
       await c.check(t, await sreq(method.toUpperCase(), '/kv/scope%3Ax'), K, method, { status: 401, headers: ['www-authenticate'] })
       await c.check(t, await sreq(method.toUpperCase(), '/kv/other', ro), K, method, { status: 403 })
     }
@@ -390,9 +447,48 @@ t.test('real answers match the document', async (t) => {
     await c.check(t, await sup('GET', '/get/other', ro), '/{command}', 'get', { status: 403 })
     await c.check(t, await sup('POST', '/set/scope%3Ax', {}, 'v'), '/{command}', 'post', { status: 401, headers: ['www-authenticate'] })
     await c.check(t, await sup('POST', '/set/scope%3Ax', ro, 'v'), '/{command}', 'post', { status: 403 })
+    // Subscription streams: 401, 403 (no p right), 400 (an empty name)
+    for (const [kind, op] of [['subscribe', '/subscribe/{channels}'], ['psubscribe', '/psubscribe/{patterns}']] as const) {
+      for (const method of ['GET', 'POST'] as const) {
+        const m = method.toLowerCase() as Method
+        await c.check(t, await sup(method, `/${kind}/scope%3Ax`, {}), op, m, { status: 401, headers: ['www-authenticate'] })
+        await c.check(t, await sup(method, `/${kind}/scope%3Ax`, ro), op, m, { status: 403 })
+        await c.check(t, await sup(method, `/${kind}/scope:a//scope:b`, ro), op, m, { status: 400 })
+        // 406: a token that may subscribe, but a client that did not ask for an event stream
+        await c.check(t, await sup(method, `/${kind}/scope%3Ax`, { authorization: 'Bearer openapi-p-token', accept: 'application/json' }), op, m, { status: 406 })
+      }
+    }
+    // 429: an address over AUTH_FAILURES_MAX (1 here) is refused on every route that takes a token, even with a good one
+    const blocked = await startInProcess(t, topo, { AUTH_TOKENS: 'openapi-all-token:rwo', AUTH_FAILURES_MAX: '1' })
+    const breq = async (method: string, path: string, body?: string): Promise<Response> => await fetch(`${blocked.url}${path}`,
+      { method, headers: { authorization: 'Bearer openapi-all-token', 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) })
+    await c.check(t, await fetch(`${blocked.url}/kv/k`, { headers: { authorization: 'Bearer not-a-token' } }), K, 'get', { status: 401, headers: ['www-authenticate'] })
+    const everyRoute: Array<[string, string, string, string | undefined]> = [
+      ['GET', '/kv/k', K, undefined], ['HEAD', '/kv/k', K, undefined], ['PUT', '/kv/k', K, 'x'], ['DELETE', '/kv/k', K, undefined],
+      ['POST', B, B, '{"ops":[{"op":"get","key":"k"}]}'], ['GET', '/topology', '/topology', undefined], ['GET', '/metrics', '/metrics', undefined],
+      ['POST', '/', '/', '["GET","k"]'], ['POST', '/pipeline', '/pipeline', '[["GET","k"]]'], ['POST', '/multi-exec', '/multi-exec', '[["GET","k"]]'],
+      ['GET', '/get/k', '/{command}', undefined], ['POST', '/set/k', '/{command}', 'v'],
+      ['GET', '/subscribe/k', '/subscribe/{channels}', undefined], ['POST', '/subscribe/k', '/subscribe/{channels}', '[]'],
+      ['GET', '/psubscribe/k*', '/psubscribe/{patterns}', undefined], ['POST', '/psubscribe/k*', '/psubscribe/{patterns}', '[]']
+    ]
+    for (const [method, path, op, body] of everyRoute) {
+      await c.check(t, await breq(method, path, body), op, method.toLowerCase() as Method, { status: 429, headers: ['retry-after'] })
+    }
+    await c.check(t, await fetch(`${blocked.url}/healthz`), '/healthz', 'get', { status: 200 })
+    // RateLimit-* on the rate-limited routes (RATE_LIMIT_MAX set), none on the probes
+    const limited = await startInProcess(t, topo, { RATE_LIMIT_MAX: '1000' })
+    const rl = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']
+    await c.check(t, await fetch(`${limited.url}/kv/openapi-rl`, { method: 'PUT', body: 'v' }), K, 'put', { status: 201, headers: ['x-sync-token', ...rl] })
+    await c.check(t, await fetch(`${limited.url}/kv/openapi-rl?consistency=strong`), K, 'get', { status: 200, headers: rl })
+    await c.check(t, await fetch(`${limited.url}/kv/openapi-rl`, { method: 'DELETE' }), K, 'delete', { status: 204, headers: rl })
+    await c.check(t, await fetch(`${limited.url}${B}`, { method: 'POST', headers: json, body: '{"ops":[{"op":"get","key":"k"}]}' }), B, 'post', { status: 200, headers: rl })
+    await c.check(t, await fetch(`${limited.url}/get/k`), '/{command}', 'get', { status: 200, headers: rl })
+    const probe = await fetch(`${limited.url}/healthz`)
+    t.equal(probe.headers.get('ratelimit-limit'), null, '/healthz is not rate limited')
+    await c.check(t, probe, '/healthz', 'get', { status: 200 })
     // not a route: the not-found handler answers the Error shape
     await c.checkError(t, await req('GET', '/no/such/route'), 404)
-    await c.checkError(t, await req('POST', key, { body: 'x' }), 404)
+    await c.checkError(t, await req('POST', key, { body: 'x' }), 405)
   })
 
   await t.test('in front of sentinels that do not answer (503)', async (t) => {
@@ -404,6 +500,7 @@ t.test('real answers match the document', async (t) => {
     const url = await app.listen({ host: '127.0.0.1', port: 0 })
     await c.check(t, await fetch(`${url}/readyz`), '/readyz', 'get', { status: 503 })
     await c.check(t, await fetch(`${url}/kv/k`), K, 'get', { status: 503, headers: ['retry-after'] })
+    await c.check(t, await fetch(`${url}/kv/k`, { method: 'HEAD' }), K, 'head', { status: 503, headers: ['retry-after'] })
     await c.check(t, await fetch(`${url}/kv/k`, { method: 'PUT', body: 'x' }), K, 'put', { status: 503, headers: ['retry-after'] })
     await c.check(t, await fetch(`${url}/kv/k`, { method: 'DELETE' }), K, 'delete', { status: 503, headers: ['retry-after'] })
     await c.check(t, await fetch(`${url}/topology`), '/topology', 'get', { status: 200 })

@@ -287,7 +287,7 @@ t.test('raw protocol: path form, _token, content types, encodings, the gateway\'
   const noTokenNotFound = await raw('GET', '/no/such/route')
   t.equal(noTokenNotFound.status, 401, 'unknown paths still need a token first, as before')
   t.match(noTokenNotFound.json, { error: { code: 'GW_ERR_UNAUTHORIZED' } })
-  t.equal((await raw('POST', '/kv/x', { headers: auth, body: 'x' })).status, 404, 'POST /kv/x: 404 as before')
+  t.equal((await raw('POST', '/kv/x', { headers: auth, body: 'x' })).status, 405, 'POST /kv/x: the key route answers 405 (not the path form: kv is no command)')
   t.equal((await raw('GET', '/', { headers: auth })).status, 404, 'GET /: 404 as before')
   const longKey = await raw('GET', `/kv/${'k'.repeat(5000)}`, { headers: auth })
   t.equal(longKey.status, 400, 'a /kv/ key over the router\'s length limit: still 400 (the path form does not catch it)')

@@ -166,7 +166,7 @@ t.test('an invalid WORKERS exits 2 with one line, before forking anything', asyn
   for (const bad of ['65', 'two']) {
     const r = await runServer(gatewayEnv(topo, { WORKERS: bad }))
     t.equal(r.code, 2, `WORKERS=${bad}: exit code 2`)
-    t.equal(r.stderr, `sentinel-kv-gateway: Invalid environment variable WORKERS: must be an integer between 1 and 64 (got "${bad}")\n`)
+    t.equal(r.stderr, `sentinel-kv-gateway: Invalid environment variable WORKERS: must be auto or an integer between 1 and 64 (got "${bad}")\n`)
   }
   // The token list is checked by the primary too: one line, no worker started.
   const r = await runServer(gatewayEnv(topo, { WORKERS: '2', AUTH_TOKENS: 'short:rw', LOG_LEVEL: 'info' }))

@@ -6,7 +6,7 @@
  * One choke point, `authenticateRequest`, for every route: it refuses an address that failed too
  * often (429, see auth-failures.ts) before looking at its token, and counts each 401.
  */
-import type { FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyContextConfig, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Auth, authorize, OPEN_ACCESS, queryToken, type Principal, type Right } from '../auth.js'
 import { GatewayError } from '../errors.js'
@@ -26,6 +26,12 @@ declare module 'fastify' {
     authenticateRequest: (req: FastifyRequest, allowQueryToken: boolean) => Principal
     /** An onRequest hook: 403 unless the principal has `right` (open mode: no check, see the README). */
     requireRight: (right: Right) => onRequestHookHandler
+    /**
+     * Sets `req.principal` of a request to a route that needs a token (throws 401/429 as
+     * authenticateRequest does). Called by the app's one per-request hook (src/request-hook.ts)
+     * with the route's config.
+     */
+    authenticateRoute: (req: FastifyRequest, route: FastifyContextConfig) => void
   }
 }
 
@@ -35,9 +41,14 @@ export interface AuthPluginOptions {
   failures: { max: number; windowMs: number }
   /** Called for each request refused because its address failed too often. */
   onBlocked?: () => void
+  /**
+   * false: the caller's own per-request hook calls `authenticateRoute` (the gateway:
+   * src/request-hook.ts). Default: this plugin adds an onRequest hook that does.
+   */
+  ownHook?: boolean
 }
 
-export default fp<AuthPluginOptions>(async (app, { auth, failures: limits, onBlocked }) => {
+export default fp<AuthPluginOptions>(async (app, { auth, failures: limits, onBlocked, ownHook }) => {
   const failures = new AuthFailures(limits.max, limits.windowMs)
   app.decorate('auth', auth)
   app.decorate('authFailures', failures)
@@ -79,11 +90,16 @@ export default fp<AuthPluginOptions>(async (app, { auth, failures: limits, onBlo
         done()
       })
 
+  const authenticateRoute = (req: FastifyRequest, route: FastifyContextConfig): void => {
+    if (req.method === 'OPTIONS' || route.public === true || req.url.startsWith('/docs')) return
+    req.principal = authenticateRequest(req, false)
+  }
+  app.decorate('authenticateRoute', authenticateRoute)
+  if (ownHook === false) return
   // A callback hook, not an async one: no promise per request.
   app.addHook('onRequest', (req, _reply, done) => {
-    if (req.method === 'OPTIONS' || req.routeOptions.config.public === true || req.url.startsWith('/docs')) { done(); return }
     try {
-      req.principal = authenticateRequest(req, false)
+      authenticateRoute(req, req.routeOptions.config)
     } catch (err) {
       done(err as Error)
       return

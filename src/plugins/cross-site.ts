@@ -14,6 +14,17 @@
  */
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The refusal of a request a page on a foreign origin sent that may change data, else undefined;
+     * null when every origin is allowed. Called by the app's one per-request hook (src/request-hook.ts),
+     * before authentication.
+     */
+    crossSiteRefusal: ((req: FastifyRequest) => GatewayError | undefined) | null
+  }
+}
 import { GatewayError } from '../errors.js'
 
 /** The route of the Upstash path form (`GET /<command>/<args>...`, routes/upstash.ts): a GET there may write. */
@@ -52,20 +63,28 @@ export function mayWrite (req: FastifyRequest): boolean {
   return m === 'GET' && req.routeOptions.url === COMMAND_PATH_ROUTE
 }
 
-export default fp<{ origins: string[] }>(async (app, { origins }) => {
+/**
+ * `ownHook: false`: only decorate `crossSiteRefusal`, the caller's per-request hook calls it (the
+ * gateway: src/request-hook.ts). Default: this plugin adds an onRequest hook that does.
+ */
+export default fp<{ origins: string[]; ownHook?: boolean }>(async (app, { origins, ownHook }) => {
   const allowed = allowedOrigins(origins)
   if (allowed === '*') {
     app.log.warn('CORS_ORIGINS=*: pages on any origin may write through visitors\' browsers')
+    app.decorate('crossSiteRefusal', null)
     return
   }
-  // A callback hook, run before authentication (a page must not make its visitors' addresses spend
-  // their failed-authentication budget). Clients that are not browsers on another origin cost two
-  // header lookups; only those are asked what the route is (req.routeOptions builds an object).
-  app.addHook('onRequest', (req, _reply, done) => {
+  // Run before authentication (a page must not make its visitors' addresses spend their
+  // failed-authentication budget). Clients that are not browsers on another origin cost two header
+  // lookups; only those are asked what the route is (req.routeOptions builds an object).
+  app.decorate('crossSiteRefusal', (req: FastifyRequest): GatewayError | undefined => {
     const h = req.headers
     const site = h['sec-fetch-site']
-    if (site === undefined ? h.origin === undefined : site === 'same-origin' || site === 'none') { done(); return }
-    if (!isForeignBrowserRequest(site, h.origin, req.host, allowed) || !mayWrite(req)) { done(); return }
-    done(new GatewayError('GW_ERR_FORBIDDEN', 'cross-site request refused: a page on an origin not in CORS_ORIGINS may not change data'))
+    if (site === undefined ? h.origin === undefined : site === 'same-origin' || site === 'none') return undefined
+    if (!isForeignBrowserRequest(site, h.origin, req.host, allowed) || !mayWrite(req)) return undefined
+    return new GatewayError('GW_ERR_FORBIDDEN', 'cross-site request refused: a page on an origin not in CORS_ORIGINS may not change data')
   })
+  if (ownHook === false) return
+  const refusal = app.crossSiteRefusal!
+  app.addHook('onRequest', (req, _reply, done) => { done(refusal(req)) })
 }, { name: 'gateway-cross-site' })

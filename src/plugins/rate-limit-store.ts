@@ -7,7 +7,7 @@
  * would lock its token out forever. Here any such counter starts a new window instead.
  */
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 
 /**
  * KEYS[1] the counter; ARGV[1] the window in ms. Returns {count, ttl ms}.
@@ -30,13 +30,13 @@ end
 return {current, ttl}
 `
 
-type RateLimitRedis = Redis & { skvRateLimit: (key: string, windowMs: number, cb: (err: Error | null, res?: [number, number]) => void) => void }
+type RateLimitRedis = (Redis | Cluster) & { skvRateLimit: (key: string, windowMs: number, cb: (err: Error | null, res?: [number, number]) => void) => void }
 
 /**
  * A store class for @fastify/rate-limit's `store` option, counting under `prefix` on `redis`.
  * `onError` sees every failed count (the library swallows them when it fails open).
  */
-export function redisStore (redis: Redis, prefix: string, onError: (err: Error) => void = () => {}): FastifyRateLimitStoreCtor {
+export function redisStore (redis: Redis | Cluster, prefix: string, onError: (err: Error) => void = () => {}): FastifyRateLimitStoreCtor {
   if (!('skvRateLimit' in redis)) redis.defineCommand('skvRateLimit', { numberOfKeys: 1, lua: RATE_LIMIT_SCRIPT })
   const r = redis as RateLimitRedis
   class Store implements FastifyRateLimitStore {

@@ -19,6 +19,7 @@ import { Redis } from 'ioredis'
 import { OPEN_ACCESS } from '../auth.js'
 import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
+import { counterClusterClient } from '../cluster/counter-client.js'
 import { closeClient } from '../redis/connections.js'
 import { controlAuth } from '../redis/control-auth.js'
 import { ioredisNatMap } from '../redis/nat.js'
@@ -42,7 +43,8 @@ export default fp<{ config: Config; onRejected: () => void }>(async (app, { conf
   // TLS: ioredis copies `tls` onto whichever master it resolves, so it carries no servername
   // (unless REDIS_TLS_SERVERNAME is set): each master is checked against its own host.
   const natMap = ioredisNatMap(config.natMap)
-  const redis = new Redis({
+  // Cluster mode: ioredis's Cluster client routes each counter to its slot's master.
+  const redis = config.clusterNodes !== undefined ? counterClusterClient(config, config.clusterNodes) : new Redis({
     ...(config.sentinelTls !== undefined ? { sentinelTLS: tlsOptionsForAnyHost(config.sentinelTls) } : {}),
     ...(config.redisTls !== undefined ? { tls: tlsOptionsForAnyHost(config.redisTls), enableTLSForSentinelMode: true } : {}),
     ...(natMap !== undefined ? { natMap } : {}),
@@ -75,7 +77,7 @@ export default fp<{ config: Config; onRejected: () => void }>(async (app, { conf
     }
   }
   redis.on('error', warn('rate limiter cannot reach Redis: failing open'))
-  app.addHook('onClose', async () => { closeClient(redis) })
+  app.addHook('onClose', async () => { if (redis instanceof Redis) closeClient(redis); else redis.disconnect() })
   await app.register(rateLimit, {
     max: config.rateLimit.max,
     timeWindow: config.rateLimit.windowMs,

@@ -45,8 +45,22 @@ export function helmetHeaders (options: HelmetOptions): HelmetHeaders {
   return { headers, removed }
 }
 
-export default fp(async (app) => {
-  const { headers, removed } = helmetHeaders(HELMET_OPTIONS)
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The headers every answer gets, applied by the app's one per-request hook (src/request-hook.ts). */
+    securityHeaders: HelmetHeaders
+  }
+}
+
+/**
+ * `applyHeaders: false`: only decorate `securityHeaders`, the caller's own per-request hook applies
+ * them (the gateway: src/request-hook.ts). Default: this plugin's own onRequest hook does.
+ */
+export default fp<{ applyHeaders?: boolean }>(async (app, opts) => {
+  const security = helmetHeaders(HELMET_OPTIONS)
+  app.decorate('securityHeaders', security)
+  if (opts.applyHeaders === false) return
+  const { headers, removed } = security
   // Reply headers, not res.setHeader: Fastify hands them to one writeHead with its own, which
   // costs far less than a setHeader per header (names are case-insensitive: Fastify lower-cases them).
   app.addHook('onRequest', (_req, reply, done) => {

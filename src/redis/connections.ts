@@ -33,6 +33,8 @@ export interface ClientSettings extends ClientAuth {
   control?: ClientAuth
   /** Longest reply on a command endpoint connection (UPSTASH_MAX_REPLY_BYTES). Default: unbounded. */
   commandReplyBytes?: number
+  /** Send READONLY on every connection (Cluster mode: a replica then serves reads of its own slots). */
+  readOnly?: boolean
 }
 
 /** The address a connection to `addr` actually dials (after REDIS_NAT_MAP). */
@@ -65,6 +67,7 @@ export function clientOptions (addr: NodeAddress, s: ClientSettings): RedisOptio
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     retryStrategy: reconnectDelay,
+    ...(s.readOnly === true ? { readOnly: true } : {}),
     // A node that restarts empty must not answer reads before it has loaded (the pools check
     // with PING instead: see client-set.ts).
     enableReadyCheck: true

@@ -3,8 +3,20 @@
  * and which are the user's own outcome (WRONGTYPE, syntax...) that must never trip a breaker.
  */
 
-/** Reply prefixes that mean "this node cannot serve this now", typically during a failover. */
-const NODE_FAULT_REPLIES = /^(READONLY|LOADING|MASTERDOWN|BUSY|NOREPLICAS|TRYAGAIN|NOSCRIPT_FAILOVER|UNBLOCKED)\b/
+/**
+ * Reply prefixes that mean "this node cannot serve this now", typically during a failover. MOVED,
+ * ASK and CLUSTERDOWN only come from Redis Cluster (REDIS_CLUSTER_NODES): the slot is served
+ * elsewhere now, or the cluster is reconfiguring; the command was not run.
+ */
+const NODE_FAULT_REPLIES = /^(READONLY|LOADING|MASTERDOWN|BUSY|NOREPLICAS|TRYAGAIN|NOSCRIPT_FAILOVER|UNBLOCKED|MOVED|ASK|CLUSTERDOWN)\b/
+
+/**
+ * Redis Cluster's "not here / not now" answers (MOVED, ASK, CLUSTERDOWN): retried like a node
+ * fault, but they say nothing about the health of the node that gave them (no breaker counts them).
+ */
+export function isClusterRedirect (err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && /^(MOVED|ASK|CLUSTERDOWN)\b/.test(err.message)
+}
 
 /** A gateway-side timeout of one Redis call. */
 export class RedisTimeoutError extends Error {

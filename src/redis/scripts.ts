@@ -2,6 +2,8 @@
  * Lua scripts, one constant each. They run on the master only; every write script returns a
  * small integer so the HTTP layer can tell created from replaced from refused.
  */
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
 
 /**
  * PUT. KEYS[1] key; ARGV[1] value; ARGV[2] condition '' | 'NX' | 'XX' | 'ETAG'; ARGV[3] ttl seconds
@@ -30,3 +32,32 @@ else
 end
 return existed
 `
+
+/** SHA-1 of PUT_SCRIPT: its name in a server's script cache (EVALSHA). */
+export const PUT_SCRIPT_SHA = createHash('sha1').update(PUT_SCRIPT).digest('hex')
+
+/**
+ * Sends PUT_SCRIPT by its SHA on connections whose server is known to hold it, by its text
+ * otherwise. A connection is known once an EVAL of it succeeded; a NOSCRIPT answer (SCRIPT FLUSH,
+ * a restarted server) makes it unknown again (`forget`). Sent through the plain EVALSHA command,
+ * never ioredis's Script helper, which would resend the script on NOSCRIPT by itself: the retry is
+ * the caller's new attempt, with a confirmation of its own (src/redis/group-commit.ts).
+ */
+export class PutScript {
+  private readonly loaded = new WeakSet<Redis>()
+
+  send (c: Redis, key: string, args: Array<string | Buffer>): Promise<unknown> {
+    if (this.loaded.has(c)) return c.evalsha(PUT_SCRIPT_SHA, 1, key, ...args)
+    return c.eval(PUT_SCRIPT, 1, key, ...args).then((reply) => { this.loaded.add(c); return reply })
+  }
+
+  /** After a NOSCRIPT answer on `c`: send the text again. */
+  forget (c: Redis): void {
+    this.loaded.delete(c)
+  }
+}
+
+/** True for the NOSCRIPT answer to an EVALSHA whose script is not in the server's cache. */
+export function isNoScript (err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT')
+}

@@ -14,6 +14,8 @@ export interface SentinelStatus extends NodeAddress {
   reachable: boolean
   /** Last error message, if the last query failed (never contains a password). */
   lastError?: string
+  /** The master this sentinel named in its last answer (`host:port`), and that answer's config epoch. */
+  names?: { master: string; epoch: number }
 }
 
 /** Events that start or advance a failover: writes to the old master are held from here on. */
@@ -101,6 +103,7 @@ export class Sentinels extends EventEmitter {
       st.reachable = res.status === 'fulfilled'
       if (res.status === 'fulfilled') {
         answers.push(res.value)
+        st.names = { master: nodeKey(res.value.master), epoch: res.value.epoch }
         delete st.lastError
       } else {
         st.lastError = res.reason instanceof Error ? res.reason.message : String(res.reason)

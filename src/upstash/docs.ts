@@ -69,8 +69,9 @@ const common = (withBody: boolean, perCommandRefusals = false): Record<number, u
   400: err('A Redis error (ERR ..., WRONGTYPE ...), a malformed request, an unknown command, a command outside the allowlist (@admin, @dangerous, @connection, @transaction, blocking forms, MOVE, COPY ... DB, subscriptions, SCRIPT/FUNCTION management, UPSTASH_DENY_COMMANDS), keys that cannot be located, or an argument that would grow a value past KV_MAX_VALUE_BYTES'),
   401: err('Missing or unknown token', { 'www-authenticate': { type: 'string', description: 'Bearer challenge' } }),
   // A pipeline answers a refused command in its place (200), like any other failing command.
-  ...(perCommandRefusals ? {} : { 403: err('NOPERM: the token lacks the right (r read, w write, x scripts, p publish), or names a key, channel or pattern outside its prefix, a reserved key (__skv:...) or a reserved channel (__...)') }),
+  ...(perCommandRefusals ? { 403: err('Sent by a browser page on an origin not in CORS_ORIGINS: cross-site requests that may write are refused') } : { 403: err('NOPERM: the token lacks the right (r read, w write, x scripts, p publish), or names a key, channel or pattern outside its prefix, a reserved key (__skv:...) or a reserved channel (__...)') }),
   ...(withBody ? { 413: err('The request body is too large') } : {}),
+  429: err('Too many requests: over RATE_LIMIT_MAX in the window, or over AUTH_FAILURES_MAX failed authentications from this address', retryAfter),
   500: err('Internal error'),
   503: err('No Redis node could serve the request within the retry budget; nothing was applied', retryAfter),
   504: err('A write reached the master but was not confirmed on the replicas in time: it may or may not persist. It was not repeated (Redis commands need not be idempotent)', retryAfter)
@@ -84,6 +85,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
   single: {
     url: '/',
     schema: {
+      operationId: 'upstashCommand',
       tags: ['upstash'],
       summary: 'Run one Redis command (Upstash REST: the JSON array form)',
       description: description('The whole command as a JSON array in the body (any content type): `["SET","k","v","EX",10]`. Answers `{"result": ...}`, or 400 `{"error": "..."}` for a Redis error.'),
@@ -97,6 +99,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
   pipeline: {
     url: '/pipeline',
     schema: {
+      operationId: 'upstashPipeline',
       tags: ['upstash'],
       summary: 'Run several Redis commands in one round trip (Upstash REST pipeline)',
       description: description('A JSON array of commands (at most UPSTASH_MAX_COMMANDS). Answered one by one, in order: `[{"result": ...}, {"error": "..."}]`; a failing (or refused) command does not stop the others. A pipeline holding any write runs on the master.'),
@@ -110,6 +113,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
   multi: {
     url: '/multi-exec',
     schema: {
+      operationId: 'upstashMultiExec',
       tags: ['upstash'],
       summary: 'Run several Redis commands as one transaction (Upstash REST MULTI/EXEC)',
       description: description('A JSON array of commands, run between MULTI and EXEC on the master (replica-confirmed when it writes). Answered per command like a pipeline; a command Redis refuses to queue, or one the gateway refuses, aborts the whole transaction (400, nothing applied).'),
@@ -123,6 +127,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
   pathGet: {
     url: '/{command}',
     schema: {
+      operationId: 'upstashPathGet',
       tags: ['upstash'],
       summary: 'Run one Redis command given in the path (Upstash REST path form)',
       description: description('`/COMMAND/arg1/arg2/...`: each URL-decoded path segment is one argument, then each query parameter as `name[, value]` (`/set/k/v?EX=100`). A first segment that is not a Redis command answers the gateway\'s own 404.'),
@@ -136,6 +141,7 @@ export const docs: Record<'single' | 'pipeline' | 'multi' | 'pathGet' | 'pathPos
   pathPost: {
     url: '/{command}',
     schema: {
+      operationId: 'upstashPathPost',
       tags: ['upstash'],
       summary: 'Run one Redis command given in the path, with the request body as a value',
       description: description('Like the GET form; the request body (raw bytes, any content type: JSON or binary values) is appended after the path segments, then the query parameters: `POST /set/k?EX=100` with body `v` runs `SET k v EX 100`.'),

@@ -7,10 +7,31 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { recordAnswers } from './answer-recorder.js'
 import { freePorts } from './topology-procs.js'
-import type { Topology } from './topology.js'
+import type { AclCredentials, Topology } from './topology.js'
 
 export interface Teardown { teardown(fn: () => unknown): void }
+
+/** What every test gateway runs with, whatever it fronts (tests may override any variable). */
+export const TEST_GATEWAY_ENV: Readonly<Record<string, string>> = {
+  HOST: '127.0.0.1',
+  PORT: '0',
+  LOG_LEVEL: 'silent',
+  REDIS_REFRESH_INTERVAL_MS: '250',
+  // In-process gateways share the test's event loop: no load shedding unless a test asks for it.
+  EVENT_LOOP_MAX_DELAY_MS: '0'
+}
+
+/** The gateway logs in as the data and control users of test/helpers/topology.ts (and cluster.ts). */
+export function aclEnv (acl: { data: AclCredentials; control: AclCredentials }): Record<string, string> {
+  return {
+    REDIS_USERNAME: acl.data.username,
+    REDIS_PASSWORD: acl.data.password,
+    REDIS_CONTROL_USERNAME: acl.control.username,
+    REDIS_CONTROL_PASSWORD: acl.control.password
+  }
+}
 
 /** Environment for a gateway in front of `topo` (tests may override any variable). */
 export function gatewayEnv (topo: Topology, extra: Record<string, string> = {}): Record<string, string> {
@@ -19,19 +40,9 @@ export function gatewayEnv (topo: Topology, extra: Record<string, string> = {}):
     REDIS_MASTER_NAME: topo.masterName,
     ...(topo.password === undefined ? {} : { REDIS_PASSWORD: topo.password }),
     // The whole suite runs with Redis ACL's second wall (test/helpers/topology.ts creates the users).
-    ...(topo.acl === undefined ? {} : {
-      REDIS_USERNAME: topo.acl.data.username,
-      REDIS_PASSWORD: topo.acl.data.password,
-      REDIS_CONTROL_USERNAME: topo.acl.control.username,
-      REDIS_CONTROL_PASSWORD: topo.acl.control.password
-    }),
+    ...(topo.acl === undefined ? {} : aclEnv(topo.acl)),
     ...(topo.sentinelPassword === undefined ? {} : { REDIS_SENTINEL_PASSWORD: topo.sentinelPassword }),
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    REDIS_REFRESH_INTERVAL_MS: '250',
-    // In-process gateways share the test's event loop: no load shedding unless a test asks for it.
-    EVENT_LOOP_MAX_DELAY_MS: '0',
+    ...TEST_GATEWAY_ENV,
     ...extra
   }
 }
@@ -40,7 +51,13 @@ export interface InProcessGateway { app: FastifyInstance; url: string }
 
 /** Builds and listens in this process; closed on teardown. */
 export async function startInProcess (t: Teardown, topo: Topology, extra: Record<string, string> = {}): Promise<InProcessGateway> {
-  const app = await buildApp(loadConfig(gatewayEnv(topo, extra)))
+  return await startInProcessWith(t, gatewayEnv(topo, extra))
+}
+
+/** Builds a gateway configured by `env` and listens in this process; closed on teardown. */
+export async function startInProcessWith (t: Teardown, env: Record<string, string>): Promise<InProcessGateway> {
+  const app = await buildApp(loadConfig(env))
+  recordAnswers(app)
   t.teardown(async () => await app.close())
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url }

@@ -124,7 +124,8 @@ async function sendItem (base: string, token: string | undefined, item: Item): P
     parsed.forEach((e, i) => count(gens[i]!.cmd.family, classify(e)))
   } else if (isEntry(parsed)) {
     const c = res.status === 200 && 'result' in parsed ? 'ok' : res.status === 403 ? 'noperm' : res.status === 400 ? (classify(parsed) === 'noperm' ? 'noperm' : 'err') : 'other'
-    if (c === 'other' && res.status !== 429 && res.status !== 413) throw new Violation(`${what}: HTTP ${res.status} ${text.slice(0, 200)}`)
+    // 406: /subscribe and /psubscribe in the path form answer a stream only to a client that asks for one.
+    if (c === 'other' && res.status !== 429 && res.status !== 413 && res.status !== 406) throw new Violation(`${what}: HTTP ${res.status} ${text.slice(0, 200)}`)
     for (const g of gens) count(g.cmd.family, c)
   } else throw new Violation(`${what}: HTTP ${res.status} with a body outside the Upstash shape: ${text.slice(0, 200)}`)
 }

@@ -1,0 +1,79 @@
+/**
+ * The cluster's own account of itself (CLUSTER NODES), parsed into shards: one master serving
+ * slot ranges and the replicas that follow it. Pure functions, no I/O.
+ */
+import type { NodeAddress } from '../redis/connections.js'
+
+/** Hash slots of a Redis Cluster. */
+export const SLOTS = 16384
+
+/** One line of CLUSTER NODES. */
+export interface ClusterNode extends NodeAddress {
+  id: string
+  role: 'master' | 'replica'
+  /** The master this replica follows (null for a master). */
+  masterId: string | null
+  /** Flagged `fail` (agreed by the majority of masters) by the answering node. */
+  failed: boolean
+  /** Flagged `fail?` (this node alone suspects it) or `noaddr`/`handshake`. */
+  suspected: boolean
+  /** Config epoch: the master with the highest one owns a contested slot. */
+  epoch: number
+  /** Served slot ranges, inclusive (masters only; migrating/importing markers skipped). */
+  slots: Array<[number, number]>
+}
+
+/** One master and the replicas following it. */
+export interface ShardNodes { master: ClusterNode; replicas: ClusterNode[] }
+
+/** Parses the text of CLUSTER NODES. Lines it cannot read are skipped. */
+export function parseClusterNodes (text: string): ClusterNode[] {
+  const out: ClusterNode[] = []
+  for (const line of text.split(/\r?\n/)) {
+    const f = line.trim().split(' ')
+    if (f.length < 8) continue
+    // ip:port@cport[,hostname]; an empty ip (`:0@0`) is a node whose address is not known yet.
+    const m = /^(.*):(\d+)@\d+/.exec(f[1]!)
+    if (m === null || m[1] === '' || m[2] === '0') continue
+    const flags = f[2]!.split(',')
+    const slots: Array<[number, number]> = []
+    for (const s of f.slice(8)) {
+      if (s.startsWith('[')) continue
+      const [a, b] = s.split('-').map(Number)
+      if (Number.isInteger(a)) slots.push([a!, Number.isInteger(b) ? b! : a!])
+    }
+    out.push({
+      id: f[0]!,
+      host: m[1]!,
+      port: Number(m[2]),
+      role: flags.includes('master') ? 'master' : 'replica',
+      masterId: f[3] === '-' ? null : f[3]!,
+      failed: flags.includes('fail'),
+      suspected: flags.includes('fail?') || flags.includes('noaddr') || flags.includes('handshake'),
+      epoch: Number(f[6]),
+      slots
+    })
+  }
+  return out
+}
+
+/**
+ * Shards: every master serving at least one slot, with the replicas following it. A failed master
+ * that lost its slots (its replica took over) is no shard; it shows up again as a replica once back.
+ */
+export function shardsOf (nodes: readonly ClusterNode[]): ShardNodes[] {
+  return nodes
+    .filter(n => n.role === 'master' && n.slots.length > 0)
+    .map(master => ({ master, replicas: nodes.filter(n => n.role === 'replica' && n.masterId === master.id) }))
+    .sort((a, b) => a.master.slots[0]![0] - b.master.slots[0]![0])
+}
+
+/** For each slot, the index in `shards` of the shard serving it (-1: none). */
+export function slotTable (shards: readonly ShardNodes[]): Int16Array {
+  const table = new Int16Array(SLOTS).fill(-1)
+  shards.forEach((s, i) => { for (const [a, b] of s.master.slots) table.fill(i, a, b + 1) })
+  return table
+}
+
+/** "0-5460,10923" as /topology shows slot ranges. */
+export const rangesText = (slots: ReadonlyArray<[number, number]>): string[] => slots.map(([a, b]) => a === b ? String(a) : `${a}-${b}`)

@@ -1,0 +1,164 @@
+/**
+ * One shard of a Redis Cluster as the write and read paths see it: the same shape, and the same
+ * rules, as the whole deployment in Sentinel mode (src/topology.ts), so that the KV service runs
+ * unchanged on it (src/cluster/kv.ts):
+ *
+ * - the master is the node the cluster says serves the shard's slots AND whose own INFO says
+ *   role:master (checked on every refresh; the write pipeline checks ROLE again);
+ * - the WAIT count is pinned: every replica the cluster lists for the master and does not flag
+ *   `fail` (attached or not: the cluster may promote it), and every one seen attached since, until
+ *   the cluster flags it failed or stops listing it;
+ * - writes wait (then 503) while the master is flagged failing, unconfirmed, or fewer replicas
+ *   are attached than the count.
+ */
+import type { Breakers } from '../breakers.js'
+import type { Config, Durability } from '../config.js'
+import { GatewayError } from '../errors.js'
+import { nodeKey, type NodeAddress } from '../redis/connections.js'
+import type { ReplicationInfo } from '../redis/parse.js'
+import type { ReplicaLinks } from '../replica-links.js'
+import { replicaState } from '../replica-state.js'
+import { AckHistory, UNCHECKED, type AckedPosition } from '../sentinel/history.js'
+import { checkPromotion } from '../master-check.js'
+import type { Topology } from '../topology.js'
+import { emptySnapshot, type FailoverRecord, type TopologySnapshot } from '../topology-types.js'
+import type { ShardNodes } from './nodes.js'
+
+/** While writes wait for the shard, look again this often. */
+const WAIT_POLL_MS = 100
+/** After a master change, how long a listed replica counts even if the cluster flags it. */
+const MASTER_CHANGE_GRACE_MS = 2000
+
+/** What the KV service asks of a topology (src/kv.ts, src/upstash/runner.ts): one shard offers it. */
+export type KvTopology = Pick<Topology, 'snapshot' | 'writableMaster' | 'requestRefresh' | 'waitCount' | 'ackCovers' | 'noteAcknowledged' | 'changedOrTimeout'>
+
+/** The cluster-wide part a shard needs: refreshes and change notifications. */
+export interface ShardHost {
+  requestRefresh(): void
+  changedOrTimeout(ms: number): Promise<void>
+}
+
+/** One shard: its state, refreshed by ClusterTopology, and the write path's questions about it. */
+export class Shard implements KvTopology {
+  private state: TopologySnapshot
+  /** Node ids that belonged to this shard (master or replica): a promoted one keeps the shard. */
+  readonly members = new Set<string>()
+  private readonly pinned = new Set<string>()
+  private readonly history = new AckHistory()
+  private masterSince = 0
+  /** The slot ranges served, as last seen. */
+  slots: Array<[number, number]> = []
+
+  constructor (readonly id: string, private readonly config: Config, private readonly host: ShardHost,
+    private readonly breakers: Breakers) {
+    this.state = emptySnapshot(id)
+  }
+
+  get snapshot (): TopologySnapshot { return this.state }
+
+  /**
+   * A new view of the shard: `nodes` from CLUSTER NODES, `info` the master's INFO replication
+   * (null: it did not answer), `links` the replicas' own accounts. Returns true when the master changed.
+   */
+  update (nodes: ShardNodes, info: ReplicationInfo | null, links: ReplicaLinks): boolean {
+    const prev = this.state
+    const master: NodeAddress = { host: nodes.master.host, port: nodes.master.port }
+    const changed = prev.master !== null && nodeKey(prev.master) !== nodeKey(master)
+    if (prev.master === null || changed) { this.pinned.clear(); this.masterSince = Date.now() }
+    this.members.add(nodes.master.id)
+    for (const r of nodes.replicas) this.members.add(r.id)
+    this.slots = nodes.master.slots
+
+    const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
+    const listed = new Set(nodes.replicas.map(r => nodeKey(r)))
+    const failed = new Set(nodes.replicas.filter(r => r.failed).map(r => nodeKey(r)))
+    for (const [k, r] of attached) if (r.state === 'online' && !failed.has(k)) this.pinned.add(k)
+    for (const k of listed) if (!failed.has(k)) this.pinned.add(k)
+    for (const k of [...this.pinned]) if (failed.has(k) || (!listed.has(k) && !attached.has(k))) this.pinned.delete(k)
+
+    // The cluster's `fail` flag (agreed by a majority of masters) plays the sentinels' "down" verdict.
+    const verdicts = nodes.replicas.map(r => ({ key: nodeKey(r), host: r.host, port: r.port, downByMajority: r.failed, linkOk: !r.suspected, flags: r.failed ? ['fail'] : r.suspected ? ['fail?'] : [] }))
+    const replicas = verdicts.map(v => {
+      const st = replicaState(v, attached.get(v.key), info, links, this.config.replicaMaxLagBytes)
+      return v.downByMajority ? { ...st, reason: 'flagged fail by the cluster' } : st
+    })
+    const inGrace = Date.now() - this.masterSince < MASTER_CHANGE_GRACE_MS
+    const anyUp = verdicts.some(v => !v.downByMajority) || (inGrace && verdicts.length > 0)
+    const now = new Date().toISOString()
+    const next: TopologySnapshot = {
+      ...prev,
+      master,
+      masterConfirmed: info?.role === 'master',
+      configEpoch: nodes.master.epoch,
+      masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
+      replicas,
+      requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
+      allReplicas: new Set([...listed, ...attached.keys()]).size,
+      attachedReplicas: info === null ? prev.attachedReplicas : [...attached].filter(([k, r]) => r.state === 'online' && !failed.has(k)).length,
+      // The cluster suspects or flags the master: its replica may be promoted any moment.
+      failoverInProgress: nodes.master.failed || nodes.master.suspected,
+      refreshedAt: now
+    }
+    if (changed) next.lastFailover = { at: now, from: prev.master, to: master, detectedBy: 'cluster', ...UNCHECKED }
+    this.checkHistory(next, master, info)
+    this.state = next
+    return changed
+  }
+
+  /** Stale promotion, as in Sentinel mode (src/master-check.ts). */
+  private checkHistory (next: TopologySnapshot, master: NodeAddress, info: ReplicationInfo | null): void {
+    checkPromotion(this.history, next, master, info)
+  }
+
+  /** The shard master to write to, waiting (refreshing) until `deadline`, then 503. See src/topology.ts. */
+  async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> {
+    for (;;) {
+      const s = this.state
+      if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
+      const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
+      if (s.master !== null && s.masterConfirmed && !s.failoverInProgress && short <= 0) return s.master
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
+          ? 'the cluster is failing over the master of this key\'s shard; retry shortly'
+          : s.master !== null && s.masterConfirmed && short > 0
+            ? `writes to this shard wait for ${short} more replica(s) the cluster could promote to attach to the master (WRITE_DURABILITY=${mode})`
+            : 'no master confirmed by the cluster and its own role is reachable for this key\'s shard', { retryAfter: 1 })
+      }
+      this.host.requestRefresh()
+      await this.host.changedOrTimeout(Math.min(left, WAIT_POLL_MS))
+    }
+  }
+
+  waitCount (mode: Durability): number {
+    return mode === 'none' ? 0 : mode === 'all' ? this.state.allReplicas : this.state.requiredReplicas
+  }
+
+  /** The count did not grow while the write was in flight. */
+  ackCovers (mode: Durability, n: number): boolean { return this.waitCount(mode) <= n }
+
+  noteAcknowledged (node: string, offset: number): void { this.history.note(node, offset) }
+
+  requestRefresh (): void { this.host.requestRefresh() }
+
+  async changedOrTimeout (ms: number): Promise<void> { await this.host.changedOrTimeout(ms) }
+
+  /** The last acknowledged write of this shard (for /topology). */
+  get lastAcknowledged (): AckedPosition | null { return this.history.position }
+}
+
+/**
+ * One hash slot's view for the KV service: every call asks which shard serves the slot NOW, so a
+ * request retried after a MOVED (a slot migrated to another shard) goes to the new owner.
+ */
+export class SlotView implements KvTopology {
+  constructor (private readonly slot: number | null, private readonly shards: { shardForSlot (slot: number | null): Shard }) {}
+  private get shard (): Shard { return this.shards.shardForSlot(this.slot) }
+  get snapshot (): TopologySnapshot { return this.shard.snapshot }
+  async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> { return await this.shard.writableMaster(deadline, mode) }
+  waitCount (mode: Durability): number { return this.shard.waitCount(mode) }
+  ackCovers (mode: Durability, n: number): boolean { return this.shard.ackCovers(mode, n) }
+  noteAcknowledged (node: string, offset: number): void { this.shard.noteAcknowledged(node, offset) }
+  requestRefresh (): void { this.shard.requestRefresh() }
+  async changedOrTimeout (ms: number): Promise<void> { await this.shard.changedOrTimeout(ms) }
+}

@@ -1,0 +1,106 @@
+/**
+ * One subscriber connection to one Redis node, kept in step with what the hub wants: the channels
+ * (SUBSCRIBE) and, while any pattern subscription is open, the data user's own channel patterns
+ * (PSUBSCRIBE of exactly the `&` patterns of its ACL: Redis checks a PSUBSCRIBE pattern literally
+ * against them, so no other pattern could be subscribed; the hub matches patterns itself).
+ *
+ * Everything is subscribed again after each (re)connect (ioredis's autoResubscribe is off: the
+ * hub must know when the subscriptions are back, to tell the streams about the gap).
+ *
+ * Events: `synced` (all wanted is subscribed), `failed` (Redis refused a subscription), `lost`
+ * (a synced connection closed), `message` (channel, message) and `pmessage` (channel, message),
+ * as Buffers.
+ */
+import { EventEmitter } from 'node:events'
+import type { Redis } from 'ioredis'
+import { closeClient } from '../redis/connections.js'
+
+/** What the hub wants subscribed: channel names as latin1 strings (their exact bytes), and whether patterns are in use. */
+export interface LinkWants { channels: ReadonlySet<string>; patterns: boolean }
+
+const bytes = (key: string): Buffer => Buffer.from(key, 'latin1')
+
+export class Link extends EventEmitter {
+  /** Channels confirmed subscribed on the current connection. */
+  private readonly channels = new Set<string>()
+  private firehose = false
+  private syncing = false
+  private again = false
+  private closed = false
+  /** Everything wanted was subscribed since the last (re)connect. */
+  private synced = false
+
+  /**
+   * `node`: "host:port"; `client`: a connection of its own to it (autoResubscribe off), closed by
+   * close(); `firehosePatterns`: the PSUBSCRIBE patterns used while patterns are wanted.
+   */
+  constructor (readonly node: string, private readonly client: Redis, private readonly wants: () => LinkWants, private readonly firehosePatterns: readonly string[]) {
+    super()
+    client.on('ready', () => { this.reset(); void this.sync() })
+    client.on('close', () => {
+      const was = this.synced
+      this.reset()
+      if (was && !this.closed) this.emit('lost')
+    })
+    client.on('messageBuffer', (channel: Buffer, message: Buffer) => this.emit('message', channel, message))
+    client.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.emit('pmessage', channel, message))
+  }
+
+  /** True when every wanted channel (and the patterns, if wanted) is subscribed on a live connection. */
+  covers (channels: Iterable<string>, patterns: boolean): boolean {
+    if (!this.synced || this.client.status !== 'ready') return false
+    if (patterns && !this.firehose) return false
+    for (const c of channels) if (!this.channels.has(c)) return false
+    return true
+  }
+
+  get live (): boolean { return this.synced && this.client.status === 'ready' }
+
+  /** Brings the connection in step with `wants()` (single flight: calls during a sync run it again after). */
+  async sync (): Promise<void> {
+    if (this.syncing) { this.again = true; return }
+    this.syncing = true
+    try {
+      do {
+        this.again = false
+        if (this.closed || this.client.status !== 'ready') return
+        const want = this.wants()
+        const add = [...want.channels].filter(c => !this.channels.has(c))
+        const drop = [...this.channels].filter(c => !want.channels.has(c))
+        for (const c of drop) this.channels.delete(c)
+        const ops: Array<Promise<unknown>> = []
+        if (drop.length > 0) ops.push(this.client.unsubscribe(...drop.map(bytes)))
+        if (add.length > 0) ops.push(this.client.subscribe(...add.map(bytes)))
+        const patterns = want.patterns
+        if (patterns !== this.firehose) ops.push(patterns ? this.client.psubscribe(...this.firehosePatterns) : this.client.punsubscribe(...this.firehosePatterns))
+        await Promise.all(ops)
+        for (const c of add) this.channels.add(c)
+        this.firehose = patterns
+      } while (this.again)
+      if (!this.closed && this.client.status === 'ready') {
+        this.synced = true
+        this.emit('synced')
+      }
+    } catch (err) {
+      // A Redis refusal (NOPERM: the data user's ACL) is reported; a dropped connection is not:
+      // the next 'ready' subscribes everything again.
+      if ((err as Error).name === 'ReplyError' && !this.closed) this.emit('failed', err)
+    } finally {
+      this.syncing = false
+    }
+  }
+
+  close (): void {
+    this.closed = true
+    this.reset()
+    this.client.removeAllListeners('messageBuffer')
+    this.client.removeAllListeners('pmessageBuffer')
+    closeClient(this.client)
+  }
+
+  private reset (): void {
+    this.synced = false
+    this.channels.clear()
+    this.firehose = false
+  }
+}
