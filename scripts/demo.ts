@@ -1,20 +1,26 @@
 /**
  * `npm run demo`: a local Sentinel topology (1 master, 2 replicas, 3 sentinels on loopback, free
- * ports, temp dirs) and the gateway in front of it, until Ctrl-C, SIGTERM or SIGHUP. Everything
+ * ports, temp dirs) and the gateway in front of it, until Ctrl-C, SIGTERM or SIGHUP.
+ * `npm run demo -- --cluster`: a local Redis Cluster (3 masters + 3 replicas) instead. Everything
  * started is stopped, also when the signal comes while it is still starting. The npm script runs
  * this file with `exec`, so npm's shell is replaced and a signal sent to npm reaches this process.
  * Once ready it prints every pid it started (test/demo.test.ts checks they are all gone after SIGTERM).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { startTopology, type Topology } from '../test/helpers/topology.js'
-import { gatewayEnv, serverPath } from '../test/helpers/gateway.js'
+import { startTopology } from '../test/helpers/topology.js'
+import { aclEnv, gatewayEnv, serverPath } from '../test/helpers/gateway.js'
+import { startCluster } from '../test/helpers/cluster.js'
 
 const port = process.env.PORT ?? '3000'
 /** The gateway gets SHUTDOWN_TIMEOUT_MS (default 10 s) for in-flight requests; then it is killed. */
 const GATEWAY_STOP_MS = 12_000
 const say = (line: string): void => { process.stdout.write(`${line}\n`) }
 
-let topo: Topology | undefined
+/** What the demo started in front of the gateway: Sentinel topology or Cluster. */
+interface Deployment { env: Record<string, string>; pids: string; lines: string[]; stop(): Promise<void> }
+
+const clusterMode = process.argv.includes('--cluster')
+let topo: Deployment | undefined
 let gateway: ChildProcess | undefined
 let stopping = false
 
@@ -37,12 +43,12 @@ async function stop (code: number): Promise<void> {
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => { void stop(0) })
 
-topo = await startTopology({ log: l => say(`[topology] ${l}`) })
+topo = clusterMode ? await clusterDeployment() : await sentinelDeployment()
 gateway = spawn(process.execPath, [serverPath()], {
   env: {
     ...process.env,
-    // The sentinels, and the Redis ACL users every node of the topology has (data and control).
-    ...Object.fromEntries(Object.entries(gatewayEnv(topo)).filter(([k]) => k.startsWith('REDIS_') && k !== 'REDIS_REFRESH_INTERVAL_MS')),
+    // The sentinels (or cluster nodes), and the Redis ACL users every node has (data and control).
+    ...topo.env,
     PORT: port,
     HOST: process.env.HOST ?? '127.0.0.1',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn'
@@ -65,8 +71,8 @@ for (;;) {
 say(`
 Sentinel KV gateway ready at ${url}
   operations page: ${url}/ui   (live topology, failover timeline, traffic)
-  sentinels: REDIS_SENTINELS=${topo.sentinelList}  REDIS_MASTER_NAME=${topo.masterName}
-  pids: demo ${process.pid}, gateway ${gateway.pid ?? '?'}, redis-server ${topo.redis.map(n => n.pid).join(' ')}, redis-sentinel ${topo.sentinels.map(n => n.pid).join(' ')}
+${topo.lines.map(l => `  ${l}`).join('\n')}
+  pids: demo ${process.pid}, gateway ${gateway.pid ?? '?'}, ${topo.pids}
 
 Try:
   curl -X PUT --data-binary 'Alice' '${url}/kv/user:1'        # stored on the master
@@ -76,3 +82,28 @@ Try:
   curl '${url}/topology'
 
 Ctrl-C (or SIGTERM) stops the gateway and the topology.`)
+
+/** Only the Redis variables of a test environment (the demo's gateway keeps its own defaults). */
+function redisEnv (env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('REDIS_') && k !== 'REDIS_REFRESH_INTERVAL_MS'))
+}
+
+async function sentinelDeployment (): Promise<Deployment> {
+  const t = await startTopology({ log: l => say(`[topology] ${l}`) })
+  return {
+    env: redisEnv(gatewayEnv(t)),
+    lines: [`sentinels: REDIS_SENTINELS=${t.sentinelList}  REDIS_MASTER_NAME=${t.masterName}`],
+    pids: `redis-server ${t.redis.map(n => n.pid).join(' ')}, redis-sentinel ${t.sentinels.map(n => n.pid).join(' ')}`,
+    stop: async () => await t.stop()
+  }
+}
+
+async function clusterDeployment (): Promise<Deployment> {
+  const c = await startCluster({ log: l => say(`[cluster] ${l}`) })
+  return {
+    env: redisEnv({ REDIS_CLUSTER_NODES: c.seedList, ...aclEnv(c.acl) }),
+    lines: [`Redis Cluster (3 masters + 3 replicas): REDIS_CLUSTER_NODES=${c.seedList}`],
+    pids: `redis-server ${c.nodes.map(n => n.pid).join(' ')}`,
+    stop: async () => await c.stop()
+  }
+}

@@ -2,7 +2,8 @@
  * `npm run demo` stops everything it started when npm itself gets SIGTERM (an IDE's stop button,
  * `timeout`) or SIGINT: npm runs the script through a shell, which would die and leave the demo and
  * its 3 redis-servers, 3 sentinels and gateway running; the script `exec`s node instead. Runs the
- * real npm script (its `predemo` build skipped with --ignore-scripts: dist/ is already built).
+ * real npm script (its `predemo` build skipped with --ignore-scripts: dist/ is already built), in
+ * Sentinel mode and with `-- --cluster` (a Redis Cluster of 3 masters + 3 replicas).
  */
 import { spawn } from 'node:child_process'
 import t from 'tap'
@@ -45,11 +46,17 @@ function parsePids (out: string): Map<string, number[]> | undefined {
   }))
 }
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  t.test(`${signal} to npm stops the demo, its gateway, redis-servers and sentinels`, async t => {
+const RUNS = [
+  { signal: 'SIGTERM', cluster: false },
+  { signal: 'SIGINT', cluster: false },
+  { signal: 'SIGTERM', cluster: true }
+] as const
+
+for (const { signal, cluster } of RUNS) {
+  t.test(`${signal} to npm stops the demo${cluster ? ' -- --cluster' : ''}, its gateway, redis-servers${cluster ? '' : ' and sentinels'}`, async t => {
     const [port] = await freePorts(1)
     // Its own process group, so a failed test can still clean up everything it started.
-    const npm = spawn('npm', ['run', 'demo', '--ignore-scripts'], {
+    const npm = spawn('npm', ['run', 'demo', '--ignore-scripts', ...(cluster ? ['--', '--cluster'] : [])], {
       cwd: root, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true
     })
     t.teardown(() => { try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch { /* all gone */ } })
@@ -64,9 +71,15 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       t.fail(`the demo did not print its pids within ${READY_MS} ms: ${out.slice(-3000)}`)
       return
     }
-    t.same([...pids.keys()], ['demo', 'gateway', 'redis-server', 'redis-sentinel'])
-    t.equal(pids.get('redis-server')?.length, 3, '3 redis-servers')
-    t.equal(pids.get('redis-sentinel')?.length, 3, '3 sentinels')
+    if (cluster) {
+      t.same([...pids.keys()], ['demo', 'gateway', 'redis-server'])
+      t.equal(pids.get('redis-server')?.length, 6, '6 redis-servers (3 masters + 3 replicas)')
+      t.match(out, /REDIS_CLUSTER_NODES=/, 'it says it runs a cluster')
+    } else {
+      t.same([...pids.keys()], ['demo', 'gateway', 'redis-server', 'redis-sentinel'])
+      t.equal(pids.get('redis-server')?.length, 3, '3 redis-servers')
+      t.equal(pids.get('redis-sentinel')?.length, 3, '3 sentinels')
+    }
     const all = [...pids.values()].flat()
     t.ok(all.every(p => Number.isInteger(p) && p > 0 && alive(p)), `every printed pid is running (${all.join(' ')})`)
     t.not(pids.get('demo')?.[0], npm.pid, 'the demo is a child of npm, not npm itself')
