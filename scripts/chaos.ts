@@ -1,24 +1,30 @@
 /**
  * `npm run chaos`: every chaos scenario (test/helpers/chaos.ts) at full length against one local
- * Sentinel topology (restored between scenarios), then a table of the results and the plain ioredis
- * comparison. Exit code 1 when any scenario breaks a requirement. Bounded: the whole run is stopped
- * after 210 s. `npm run chaos -- b e` runs only those scenarios; CHAOS_VERBOSE=1 logs the topology.
+ * Sentinel topology (restored between scenarios), then the cluster scenarios (g, h:
+ * test/helpers/chaos-cluster.ts) against one local Redis Cluster, then a table of the results and the
+ * plain ioredis comparison. Exit code 1 when any scenario breaks a requirement. Bounded: the whole run
+ * is stopped after 270 s. `npm run chaos -- b g` runs only those scenarios; CHAOS_VERBOSE=1 logs the
+ * topology.
  */
+import { CLUSTER_FULL, runCluster } from '../test/helpers/chaos-cluster.js'
 import { failedChecks, formatDetails, formatTable, FULL, runAll, type ChaosRow } from '../test/helpers/chaos.js'
-import { startTopology } from '../test/helpers/topology.js'
+import { startCluster, type Cluster } from '../test/helpers/cluster.js'
+import { startTopology, type Topology } from '../test/helpers/topology.js'
 
-const TOTAL_LIMIT_MS = 210_000
+const TOTAL_LIMIT_MS = 270_000
 const started = Date.now()
 const say = (line: string): void => { process.stdout.write(`${line}\n`) }
 const log = (line: string): void => { process.stderr.write(`[chaos +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`) }
 
-const only = process.argv.slice(2).filter(a => /^[a-f]$/.test(a))
-const topo = await startTopology(process.env.CHAOS_VERBOSE === '1' ? { log: l => log(`[topology] ${l}`) } : {})
-log(`topology up: REDIS_SENTINELS=${topo.sentinelList}`)
+const only = process.argv.slice(2).filter(a => /^[a-h]$/.test(a))
+const wants = (ids: string): boolean => only.length === 0 || only.some(a => ids.includes(a))
+const verbose = process.env.CHAOS_VERBOSE === '1'
+let topo: Topology | undefined
+let cluster: Cluster | undefined
 
 let stopping: Promise<void> | undefined
 const stop = async (code: number): Promise<never> => {
-  stopping ??= topo.stop()
+  stopping ??= Promise.all([topo?.stop(), cluster?.stop()]).then(() => {})
   await stopping
   process.exit(code)
 }
@@ -31,7 +37,18 @@ const watchdog = setTimeout(() => {
 
 let code = 1
 try {
-  const rows = await runAll(topo, FULL, log, only.length > 0 ? only : undefined)
+  const rows: ChaosRow[] = []
+  if (wants('abcdef')) {
+    topo = await startTopology(verbose ? { log: l => log(`[topology] ${l}`) } : {})
+    log(`topology up: REDIS_SENTINELS=${topo.sentinelList}`)
+    rows.push(...await runAll(topo, FULL, log, only.length > 0 ? only : undefined))
+    await topo.stop()
+  }
+  if (wants('gh')) {
+    cluster = await startCluster(verbose ? { log: l => log(`[cluster] ${l}`) } : {})
+    log(`cluster up: REDIS_CLUSTER_NODES=${cluster.seedList}`)
+    rows.push(...await runCluster(cluster, CLUSTER_FULL, log, only.length > 0 ? only : undefined))
+  }
   say('')
   say(formatTable(rows))
   const a = rows.find(r => r.comparison !== undefined)

@@ -4,85 +4,22 @@
  * redis:7 image and two gateways built from this repo; every password and the tokens are compose
  * secrets read from files (no default, none on a command line or in an environment variable), the
  * sentinels require a password, and every node and sentinel keeps its config on its own volume.
+ * The cluster profile: test/compose-cluster.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { parse } from 'yaml'
 import { loadConfig, VARIABLES } from '../src/config.js'
 import { CONTROL_USER, controlUserRules, DATA_USER, dataUserRules } from '../src/security/acl.js'
-
-interface Service {
-  image?: string
-  build?: string | { context: string }
-  command?: string[] | string
-  entrypoint?: string[] | string
-  environment?: Record<string, string | number | boolean | null> | string[]
-  ports?: Array<string | { published: string | number; target: number; host_ip?: string }>
-  healthcheck?: { test: string[] | string; interval?: string; timeout?: string; retries?: number }
-  depends_on?: string[] | Record<string, { condition?: string }>
-  secrets?: Array<string | { source: string; target?: string }>
-  configs?: Array<string | { source: string; target?: string }>
-  volumes?: Array<string | { type?: string; source?: string; target: string }>
-}
-
-const text = readFileSync(new URL('../compose.yaml', import.meta.url), 'utf8')
-const doc = parse(text, { merge: true }) as {
-  services: Record<string, Service>
-  secrets?: Record<string, { file?: string; environment?: string }>
-  configs?: Record<string, { file?: string }>
-  volumes?: Record<string, unknown>
-}
-const services = doc.services
-const script = (name: string): string => readFileSync(new URL(`../compose/${name}`, import.meta.url), 'utf8')
-
-const REDIS = ['redis-master', 'redis-replica-1', 'redis-replica-2']
-const SENTINELS = ['sentinel-1', 'sentinel-2', 'sentinel-3']
-const GATEWAYS = ['gateway-1', 'gateway-2']
-
-/** `${NAME:-default}` / `${NAME}` / `$$` as compose interpolates them with an empty environment. */
-function interpolate (s: string): string {
-  return s.replace(/\$\$|\$\{([A-Z_][A-Z0-9_]*)(?::?-([^}]*))?\}/g, (m, _name: string | undefined, def: string | undefined) => m === '$$' ? '$' : (def ?? ''))
-}
-const env = (s: Service): Record<string, string> => {
-  const e = s.environment ?? {}
-  const pairs = Array.isArray(e) ? e.map(kv => kv.split('=', 2) as [string, string]) : Object.entries(e).map(([k, v]) => [k, v === null ? '' : String(v)] as [string, string])
-  return Object.fromEntries(pairs.map(([k, v]) => [k, interpolate(v ?? '')]))
-}
-const dependsOn = (s: Service): Record<string, string | undefined> => {
-  const d = s.depends_on ?? {}
-  return Array.isArray(d) ? Object.fromEntries(d.map(n => [n, undefined])) : Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v.condition]))
-}
-const secretsOf = (s: Service): string[] => (s.secrets ?? []).map(x => typeof x === 'string' ? x : x.source)
-/** The named volume a service mounts at `target`. */
-const volumeAt = (s: Service, target: string): string | undefined => {
-  for (const v of s.volumes ?? []) {
-    if (typeof v === 'string') {
-      const [source, tgt] = v.split(':')
-      if (tgt === target) return source
-    } else if (v.target === target) return v.source
-  }
-  return undefined
-}
-/** The script a service's entrypoint runs: `sh <target>` where a compose config of compose/<file> is mounted. */
-const entryScript = (s: Service): string | undefined => {
-  const entry = Array.isArray(s.entrypoint) ? s.entrypoint : (s.entrypoint ?? '').split(/\s+/)
-  if (entry[0] !== 'sh' || entry.length !== 2) return undefined
-  const mounted = (s.configs ?? []).find(c => typeof c !== 'string' && c.target === entry[1])
-  const file = typeof mounted === 'object' ? doc.configs?.[mounted.source]?.file : undefined
-  return file?.replace(/^\.\/compose\//, '')
-}
-const testOf = (name: string): string => {
-  const h = services[name]?.healthcheck?.test
-  return interpolate(Array.isArray(h) ? h.join(' ') : h ?? '')
-}
+import { CLUSTER_NODES, CLUSTER_PROFILE, dependsOn, doc, entryScript, env, GATEWAYS, REDIS, script, secretsOf, SENTINELS, services, testOf, text, volumeAt } from './helpers/compose-file.js'
 
 t.test('the services: 1 master, 2 replicas, 3 sentinels on one pinned redis:7 image, two gateways built from this repo', async t => {
-  t.same(Object.keys(services).sort(), [...GATEWAYS, ...REDIS, ...SENTINELS].sort())
-  const images = new Set([...REDIS, ...SENTINELS].map(name => services[name]?.image))
-  t.equal(images.size, 1, 'every node and sentinel runs the same image')
-  for (const name of [...REDIS, ...SENTINELS]) {
+  t.same(Object.keys(services).filter(n => services[n]!.profiles === undefined).sort(), [...GATEWAYS, ...REDIS, ...SENTINELS].sort(), 'the Sentinel deployment is the default')
+  t.same(Object.keys(services).filter(n => services[n]!.profiles !== undefined).sort(), [...CLUSTER_PROFILE].sort(), 'everything else is the cluster profile')
+  const images = new Set([...REDIS, ...SENTINELS, ...CLUSTER_NODES, 'redis-cluster-init'].map(name => services[name]?.image))
+  t.equal(images.size, 1, 'every node, sentinel and the cluster init run the same image')
+  for (const name of [...REDIS, ...SENTINELS, ...CLUSTER_NODES, 'redis-cluster-init']) {
     t.match(services[name]?.image, /^redis:7\.\d+\.\d+(-[a-z]+)?$/, `${name}: an exact redis 7 version (got ${services[name]?.image})`)
   }
   for (const name of GATEWAYS) {
