@@ -14,11 +14,14 @@ import { nodeKey, type Connections, type NodeAddress } from './redis/connections
 import { withTimeout } from './redis/faults.js'
 import type { ReplicationInfo } from './redis/parse.js'
 import { checkPromotion, replicationOf } from './master-check.js'
+import { Refresher } from './refresher.js'
 import { ReplicaLinks } from './replica-links.js'
 import { logReplicaChanges, replicaState } from './replica-state.js'
-import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
+import { chooseMaster, downForWrites, replicaVerdicts } from './sentinel/answers.js'
 import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/history.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
+import { EventView } from './sentinel/event-view.js'
+import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
 
 /** While a failover looks in progress or the master is unconfirmed, refresh this often. */
 const FAST_REFRESH_MS = 100
@@ -28,18 +31,6 @@ const MIN_REFRESH_GAP_MS = 50
 const MASTER_CHANGE_GRACE_MS = 2000
 /** Longest time a failover start event holds writes if no end is ever seen. */
 const FAILOVER_HOLD_MAX_MS = 5000
-/**
- * Sentinel events after which a node may have become promotable again (no longer flagged down,
- * converted back to a replica): until a refresh started after such an event completes, the WAIT
- * count may be one short, so new writes wait for that refresh instead of being acknowledged without
- * the node. (`+slave` is not one: after every switch it lists the dead old master too.)
- */
-const GROWTH_EVENTS = new Set(['-sdown', '+convert-to-slave'])
-/** Longest such a wait: a refresh slowed by an unreachable node must not hold writes for long. */
-const GROWTH_HOLD_MAX_MS = 1000
-
-import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
-import { Refresher } from './refresher.js'
 
 export type { FailoverRecord, ReplicaState, TopologySnapshot } from './topology-types.js'
 
@@ -58,9 +49,8 @@ export class Topology extends EventEmitter {
   private masterSince = 0
   /** When the last failover end event arrived: sentinel answers older than this are stale. */
   private failoverEndedAt = 0
-  /** When the last GROWTH_EVENTS event arrived, and when the last completed refresh started. */
-  private grewAt = 0
-  private refreshedFrom = 0
+  /** What sentinel events said that the last completed refresh has not read yet. */
+  private readonly events = new EventView()
   /** What each replica says about itself; pushes deaf replication links to reconnect. */
   readonly links: ReplicaLinks
 
@@ -103,10 +93,11 @@ export class Topology extends EventEmitter {
       // sentinels could promote that has not attached yet (an old master back from a failover, still
       // reporting master) is waited for BEFORE anything is applied (503 at the deadline), not after.
       const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
-      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && !this.viewBehindEvents() && short <= 0) return s.master
+      const behind = this.events.behindSwitch(s.master === null ? null : nodeKey(s.master))
+      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && !behind && !this.events.behindGrowth && short <= 0) return s.master
       const left = deadline - Date.now()
       if (left <= 0) {
-        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
+        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress || behind
           ? 'a failover is in progress; retry shortly'
           : s.master !== null && s.masterConfirmed && short > 0
             ? `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master (WRITE_DURABILITY=${mode})`
@@ -152,7 +143,7 @@ export class Topology extends EventEmitter {
    * that may grow it is still unseen by a refresh. Otherwise the write is confirmed again.
    */
   ackCovers (mode: Durability, n: number): boolean {
-    return !this.viewBehindEvents() && this.waitCount(mode) <= n
+    return !this.events.behindGrowth && this.waitCount(mode) <= n
   }
 
   /** A write acknowledged by master `node` at replication offset `offset` (its ROLE after the write). O(1). */
@@ -181,11 +172,6 @@ export class Topology extends EventEmitter {
     return this.state.failoverInProgress && Date.now() < this.failoverHoldUntil
   }
 
-  /** A sentinel event may have made a node promotable that the last completed refresh did not see. */
-  private viewBehindEvents (): boolean {
-    return this.grewAt >= this.refreshedFrom && Date.now() - this.grewAt < GROWTH_HOLD_MAX_MS
-  }
-
   private schedule (): void {
     if (this.closed) return
     const fast = !this.state.masterConfirmed || this.state.failoverInProgress
@@ -199,7 +185,7 @@ export class Topology extends EventEmitter {
     this.log.info({ sentinel: e.sentinel, event: e.channel, detail: e.message }, 'sentinel event')
     if (FAILOVER_START_EVENTS.has(e.channel)) this.markFailover(true)
     if (FAILOVER_END_EVENTS.has(e.channel)) this.markFailover(false)
-    if (GROWTH_EVENTS.has(e.channel)) this.grewAt = Date.now()
+    this.events.note(e)
     this.requestRefresh()
   }
 
@@ -232,13 +218,13 @@ export class Topology extends EventEmitter {
     await probing
     const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
     const listed = new Set(verdicts.map(v => v.key))
-    const down = new Set(verdicts.filter(v => v.downByMajority).map(v => v.key))
+    const down = new Set(verdicts.filter(v => downForWrites(v, attached.get(v.key)?.state)).map(v => v.key))
     for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
     // A node the sentinels list and do not flag down could be promoted: it counts, attached or not
     // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old
     // master back from a cut, still reporting master, listed again, then promoted.
-    for (const v of verdicts) if (!v.downByMajority) this.pinned.add(v.key)
-    for (const v of verdicts) if (v.downByMajority) this.pinned.delete(v.key)
+    for (const v of verdicts) if (!down.has(v.key)) this.pinned.add(v.key)
+    for (const v of verdicts) if (down.has(v.key)) this.pinned.delete(v.key)
     for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k)) this.pinned.delete(k)
 
     const lagLimit = this.config.replicaMaxLagBytes
@@ -249,7 +235,7 @@ export class Topology extends EventEmitter {
     // Right after a switch the sentinels list the new master's replicas as `disconnected` for a
     // moment: during that grace period any listed replica keeps the count at one at least.
     const inGrace = Date.now() - this.masterSince < MASTER_CHANGE_GRACE_MS
-    const anyUp = verdicts.some(v => !v.downByMajority) || (inGrace && verdicts.length > 0)
+    const anyUp = verdicts.some(v => !down.has(v.key)) || (inGrace && verdicts.length > 0)
     // Answers asked for before the last failover end event may still carry its flag.
     // Only answers naming the master we follow count: after the switch the leader still flags
     // the OLD master for a moment.
@@ -286,7 +272,7 @@ export class Topology extends EventEmitter {
     this.checkHistory(next, master, info)
     logReplicaChanges(this.log, prev.replicas, replicas)
     this.state = next
-    this.refreshedFrom = startedAt
+    this.events.refreshed(startedAt)
     if (this.closed) return
     this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
     // Open replica connections now, so the first read does not find them still connecting.
