@@ -1,7 +1,8 @@
 /**
  * The targets of `npm run bench` (scripts/bench.ts), started and made ready: the Sentinel topology,
- * the 10 000 keys of "GET 10k keys" (written to the master, WAIT for the replicas), the three gateway
- * variants (each must answer the hot key from a replica / its near-cache), the floor, Webdis, the wrk
+ * the 10 000 keys of "GET 10k keys" (written to the master, WAIT for the replicas), the gateway
+ * variants (each must answer the hot key from a replica / its near-cache; "gateway-cluster" in front of
+ * a Redis Cluster, scripts/bench-cluster.ts), the floor, Webdis, the wrk
  * Lua scripts, and one sanity request per target/op. Everything started is recorded in the caller's
  * `Launched` as soon as it exists, so the caller can stop it (by pid) even when a later step fails.
  */
@@ -14,6 +15,8 @@ import { PRODUCTION_NODE_OPTIONS } from '../src/runtime.js'
 import { serverPath } from '../test/helpers/gateway.js'
 import { freePorts } from '../test/helpers/topology-procs.js'
 import { startTopology, type NodeProc, type Topology } from '../test/helpers/topology.js'
+import type { Cluster } from '../test/helpers/cluster.js'
+import { clusterRedisEnv, startBenchCluster } from './bench-cluster.js'
 import { processTree, redisVersion, rssKb, say, startChild, waitReady, writeWrkScript, type Child } from './bench-lib.js'
 import type { OpName, TargetName } from './bench-report.js'
 
@@ -31,21 +34,26 @@ export interface Target {
   base: string
   /** The target's processes now: the child and its direct children (cluster workers). */
   pids: () => number[]
+  /** The Redis processes behind it (Sentinel topology or Cluster nodes; none for floor). */
+  redisPids: number[]
   ops: Array<{ op: OpName; path: string; script: string }>
   /** Scrape near-cache hits/misses from /metrics around each GET run (single-process gateways with the cache). */
   cacheMetrics: boolean
 }
 
-interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean }
+/** `cluster`: in front of the Redis Cluster instead of the Sentinel topology. */
+interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean; cluster?: true }
 const VARIANTS: Variant[] = [
   { name: 'gateway', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true },
   { name: 'gateway-nocache', env: { WORKERS: '1', NEAR_CACHE: 'false' }, workers: 1, cache: false },
-  { name: 'gateway-2w', env: { WORKERS: '2', NEAR_CACHE: 'true' }, workers: 2, cache: true }
+  { name: 'gateway-2w', env: { WORKERS: '2', NEAR_CACHE: 'true' }, workers: 2, cache: true },
+  // Issue 16: the default gateway (1 process, near-cache) in Cluster mode, compared with "gateway".
+  { name: 'gateway-cluster', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true, cluster: true }
 ]
 export interface Gateway extends Variant { child: Child; port: number; base: string }
 
 /** What the caller stops on the way out (filled in as things start). */
-export interface Launched { topo?: Topology; tmp?: string; children: Child[] }
+export interface Launched { topo?: Topology; cluster?: Cluster; tmp?: string; children: Child[] }
 
 export interface Targets {
   topo: Topology
@@ -95,11 +103,15 @@ export async function cacheCounters (base: string): Promise<{ hits: number; miss
 
 export async function startTargets (
   launched: Launched,
-  opts: { gatewayLogLevel: string; cpuProfDir: string | undefined; elapsed: () => string }
+  opts: { gatewayLogLevel: string; cpuProfDir: string | undefined; elapsed: () => string; cluster: boolean }
 ): Promise<Targets> {
   const { elapsed } = opts
   const tmp = launched.tmp = await mkdtemp(path.join(os.tmpdir(), 'skv-bench-'))
+  // The Cluster (when asked for) starts while the Sentinel topology does.
+  const clusterStart = opts.cluster ? startBenchCluster(elapsed).then(c => { launched.cluster = c; return c }) : undefined
+  clusterStart?.catch(() => {})
   const topo = launched.topo = await startTopology()
+  const cluster = await clusterStart
   const master = await topo.masterProc()
   const replicas = topo.redis.filter(r => r !== master)
   say(`[${elapsed()}] topology up: master :${master.port}, replicas ${replicas.map(r => `:${r.port}`).join(' ')}, REDIS_SENTINELS=${topo.sentinelList}`)
@@ -119,19 +131,21 @@ export async function startTargets (
   } finally { await mc.quit().catch(() => {}) }
   say(`[${elapsed()}] ${KEYS_10K} keys ${KEY_10K_PREFIX}0..${KEYS_10K - 1} written to the master and acknowledged by ${replicas.length} replicas (WAIT)`)
 
-  const ports = await freePorts(VARIANTS.length + 2)
-  const floorPort = ports[VARIANTS.length] as number
-  const webdisPort = ports[VARIANTS.length + 1] as number
+  const variants = VARIANTS.filter(v => v.cluster !== true || cluster !== undefined)
+  const ports = await freePorts(variants.length + 2)
+  const floorPort = ports[variants.length] as number
+  const webdisPort = ports[variants.length + 1] as number
   const basePath = { PATH: process.env.PATH ?? '', ...(process.env.HOME === undefined ? {} : { HOME: process.env.HOME }) }
 
   // Gateways: the real server process, one per variant, no per-request log line, no load shedding.
   const nodeArgs = opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`]
-  const gateways = VARIANTS.map((v, i): Gateway => {
+  const gateways = variants.map((v, i): Gateway => {
     const port = ports[i] as number
     const child = startChild(v.name, process.execPath, [...nodeArgs, serverPath()], {
       ...basePath,
-      REDIS_SENTINELS: topo.sentinelList,
-      REDIS_MASTER_NAME: topo.masterName,
+      ...(v.cluster === true && cluster !== undefined
+        ? clusterRedisEnv(cluster)
+        : { REDIS_SENTINELS: topo.sentinelList, REDIS_MASTER_NAME: topo.masterName }),
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: opts.gatewayLogLevel,
@@ -148,8 +162,11 @@ export async function startTargets (
   const gw = gateways[0]!
   // The hot key, written through the default gateway; then every gateway must answer it from a replica
   // (cache variants: from the near-cache, x-cache: hit, on every worker after a first miss each).
-  const put = await http(`${gw.base}/kv/${KEY_GET}`, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
-  if (put.status !== 201 && put.status !== 200) throw new Error(`gateway PUT of the GET key answered ${put.status}: ${put.body}`)
+  // (In Cluster mode: written through the cluster gateway, to the shard of its slot.)
+  for (const g of [gw, ...gateways.filter(g => g.cluster === true)]) {
+    const put = await http(`${g.base}/kv/${KEY_GET}`, { method: 'PUT', body: VALUE, headers: { 'content-type': 'application/octet-stream' } })
+    if (put.status !== 201 && put.status !== 200) throw new Error(`${g.name} PUT of the GET key answered ${put.status}: ${put.body}`)
+  }
   for (const g of gateways) {
     await waitReady(g.child, `${g.name} reads from replicas${g.cache ? ' / near-cache' : ''}`, 15_000, async () => {
       const answers = []
@@ -207,16 +224,20 @@ export async function startTargets (
     const putNone = { op: 'PUT durability=none' as const, path: '/kv/bench-put-none?durability=none', script: putLua }
     if (g.name === 'gateway') return [get, get10k, putOp, putNone]
     if (g.name === 'gateway-nocache') return [get]
+    if (g.name === 'gateway-cluster') return [get, putOp]
     return [get, get10k, putOp]
   }
+  const sentinelRedis = topo.redis.map(r => r.pid)
+  const clusterRedis = cluster?.nodes.map(n => n.pid) ?? []
   const targets: Target[] = [
-    { name: 'floor', child: floor, base: fl, pids: () => [floor.pid], cacheMetrics: false, ops: [{ op: 'GET', path: `/kv/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/kv/bench-put', script: putLua }] },
-    ...gateways.map((g): Target => ({ name: g.name, child: g.child, base: g.base, pids: () => processTree(g.child), cacheMetrics: g.cache && g.workers === 1, ops: opsOf(g) })),
+    { name: 'floor', child: floor, base: fl, pids: () => [floor.pid], redisPids: [], cacheMetrics: false, ops: [{ op: 'GET', path: `/kv/${KEY_GET}`, script: getLua }, { op: 'PUT', path: '/kv/bench-put', script: putLua }] },
+    ...gateways.map((g): Target => ({ name: g.name, child: g.child, base: g.base, pids: () => processTree(g.child), redisPids: g.cluster === true ? clusterRedis : sentinelRedis, cacheMetrics: g.cache && g.workers === 1, ops: opsOf(g) })),
     {
       name: 'webdis',
       child: webdis,
       base: wd,
       pids: () => [webdis.pid],
+      redisPids: sentinelRedis,
       cacheMetrics: false,
       ops: [
         { op: 'GET', path: `/GET/${KEY_GET}`, script: getLua },

@@ -9,6 +9,8 @@
  *                    the read spread over the replicas (INFO commandstats cmdstat_get) is counted on these runs
  *   gateway-2w       WORKERS=2 (a node:cluster primary + 2 workers on one port), near-cache on: GET,
  *                    GET 10k keys, PUT; RSS = peak per process (primary and each worker), CPU = their sum
+ *   gateway-cluster  as `gateway` (WORKERS=1, near-cache on) in front of a Redis Cluster (3 masters + 3 replicas,
+ *                    REDIS_CLUSTER_NODES, scripts/bench-cluster.ts): GET, PUT; CPU/req compared with `gateway`
  *   webdis           Webdis (C, 2 threads) against the same master: GET, GET 10k keys, PUT
  *
  * All gateways run in front of one real Sentinel topology (1 master, 2 replicas, 3 sentinels),
@@ -26,7 +28,8 @@
  * wrk, /proc sampling), scripts/bench-report.ts (aggregation, table, checks), scripts/bench-floor.ts.
  *
  * Env: BENCH_DURATION_S (5), BENCH_ROUNDS (3; fewer, never < 2, when the time budget would be
- * exceeded), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50); diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn;
+ * exceeded), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50), BENCH_ONLY (comma list of targets to measure,
+ * e.g. `floor,gateway,gateway-cluster`; the others are not measured, the Cluster not started); diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn;
  * `info` measures the per-request log line), BENCH_CPU_PROF_DIR (run the gateways with --cpu-prof into
  * that directory).
  */
@@ -40,14 +43,15 @@ import { MISSING_BINARIES_MESSAGE, type NodeProc } from '../test/helpers/topolog
 import {
   cpuDelta, cpuSeconds, cpuSecondsOf, getCalls, killAllStartedSync, machineJiffies, onPath, processAgeMs, rssSampler, runWrk, say, stopChild
 } from './bench-lib.js'
-import { aggregate, checkTargets, formatChecks, formatRows, isGateway, readSpread, type Run } from './bench-report.js'
+import { onlyTargets } from './bench-cluster.js'
+import { aggregate, checkTargets, formatChecks, formatRows, isGateway, readSpread, TARGET_NAMES, type Run } from './bench-report.js'
 import { cacheCounters, KEY_10K_PREFIX, KEY_GET, KEYS_10K, startTargets, VALUE_BYTES, type Launched } from './bench-targets.js'
 
-// Counted from the start of `npm run bench` (the build, 20-70 s on a busy machine, included). 13
-// target/ops: a round takes ~70 s at the default 5 s per run, the warm-up ~30 s, the setup ~15 s.
-const HARD_LIMIT_MS = 295_000
+// Counted from the start of `npm run bench` (the build, 20-70 s on a busy machine, included). 15
+// target/ops: a round takes ~80 s at the default 5 s per run, the warm-up ~35 s, the setup ~20 s.
+const HARD_LIMIT_MS = 370_000
 /** No new round starts once the estimated end of that round would pass this (at least 2 rounds run). */
-const ROUNDS_BUDGET_MS = 265_000
+const ROUNDS_BUDGET_MS = 335_000
 const intEnv = (name: string, def: number, min: number, max: number): number => {
   const n = Number(process.env[name] ?? def)
   if (!Number.isInteger(n) || n < min || n > max) { say(`bench: ${name} must be an integer between ${min} and ${max}`); process.exit(2) }
@@ -59,6 +63,7 @@ const WARMUP_S = intEnv('BENCH_WARMUP_S', 2, 0, 5)
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 50, 1, 500)
 const GATEWAY_LOG_LEVEL = process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'warn'
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR
+const ONLY = onlyTargets(process.env.BENCH_ONLY, TARGET_NAMES)
 
 if (onPath('wrk') === undefined || onPath('webdis') === undefined) {
   say(`bench needs wrk and webdis (missing: ${['wrk', 'webdis'].filter(b => onPath(b) === undefined).join(', ')}): install them with 'apt-get install -y wrk webdis'`)
@@ -84,6 +89,7 @@ function cleanup (): Promise<void> {
     // the SIGTERM to its workers; stopChild also SIGKILLs, by pid, any worker it recorded still alive).
     await Promise.all(launched.children.map(c => stopChild(c).catch(() => {})))
     await launched.topo?.stop().catch(() => {})
+    await launched.cluster?.stop().catch(() => {})
     if (launched.tmp !== undefined) await rm(launched.tmp, { recursive: true, force: true }).catch(() => {})
   })()
   return cleaning
@@ -119,10 +125,11 @@ async function main (): Promise<void> {
   const loadBefore = os.loadavg().map(x => Math.round(x * 100) / 100)
   say(`machine before start: ${busyBeforeCores.toFixed(2)}/${nproc} cores busy, load average ${loadBefore.join(' ')}${busyBeforeCores > 0.3 * nproc ? '  (WARNING: other work is running on these cores; results will be skewed)' : ''}`)
 
-  const { topo, master, replicas, redisVersion: redisVer, gateways, targets, idleRssMb } =
-    await startTargets(launched, { gatewayLogLevel: GATEWAY_LOG_LEVEL, cpuProfDir: CPU_PROF_DIR, elapsed })
-  const redisPids = topo.redis.map(r => r.pid)
-  const redisCpu = (): number => redisPids.reduce((s, pid) => s + cpuSeconds(pid), 0)
+  const ready = await startTargets(launched, { gatewayLogLevel: GATEWAY_LOG_LEVEL, cpuProfDir: CPU_PROF_DIR, elapsed, cluster: ONLY?.has('gateway-cluster') ?? true })
+  const { topo, master, replicas, redisVersion: redisVer, gateways, idleRssMb } = ready
+  const targets = ready.targets.filter(t => ONLY?.has(t.name) ?? true)
+  if (ONLY !== undefined) say(`BENCH_ONLY: measuring ${targets.map(t => t.name).join(', ')}`)
+  const redisCpu = (pids: number[]): number => pids.reduce((s, pid) => s + cpuSeconds(pid), 0)
   const opCount = targets.reduce((s, t) => s + t.ops.length, 0)
 
   if (WARMUP_S > 0) {
@@ -154,7 +161,7 @@ async function main (): Promise<void> {
         const before = spread ? await Promise.all([master, ...replicas].map(getCallsOf)) : []
         const cache0 = t.cacheMetrics && o.op.startsWith('GET') ? await cacheCounters(t.base) : undefined
         const cpu0 = cpuSecondsOf(t.pids())
-        const redis0 = redisCpu()
+        const redis0 = redisCpu(t.redisPids)
         const mach0 = machineJiffies()
         const wall0 = process.hrtime.bigint()
         const sampler = rssSampler(t.pids, 100)
@@ -163,7 +170,7 @@ async function main (): Promise<void> {
         const wall = Number(process.hrtime.bigint() - wall0) / 1e9
         const mach1 = machineJiffies()
         const cpu1 = cpuSecondsOf(t.pids())
-        const redis1 = redisCpu()
+        const redis1 = redisCpu(t.redisPids)
         const cache1 = cache0 === undefined ? undefined : await cacheCounters(t.base)
         const cacheLookups = cache0 === undefined || cache1 === undefined ? 0 : (cache1.hits - cache0.hits) + (cache1.misses - cache0.misses)
         const run: Run = {
@@ -204,7 +211,7 @@ async function main (): Promise<void> {
   say(`Results (each row: the median of ${roundsDone} runs by req/s; p50/p99/cpu from that run; errors = non-2xx + socket errors summed over all runs;`)
   say('RSS MB/proc = max VmRSS of any ONE process of the target (primary or a worker), sampled every 100 ms; cpu cores = CPU seconds of')
   say(`all the target's processes / wall seconds; cache hit = near-cache hits/(hits+misses) from /metrics, 1-process gateways). ${VALUE_BYTES}-byte values.`)
-  say(`gateway = WORKERS=1 NEAR_CACHE=true; gateway-nocache = WORKERS=1 NEAR_CACHE=false; gateway-2w = WORKERS=2 NEAR_CACHE=true. GET = one hot key; GET 10k keys = random key of ${KEYS_10K}.`)
+  say(`gateway = WORKERS=1 NEAR_CACHE=true; gateway-nocache = WORKERS=1 NEAR_CACHE=false; gateway-2w = WORKERS=2 NEAR_CACHE=true; gateway-cluster = gateway on a Redis Cluster. GET = one hot key; GET 10k keys = random key of ${KEYS_10K}.`)
   say(`NOTE: wrk, the server under test and all Redis processes share the same ${nproc} cores.`)
   for (const l of formatRows(rows)) say(l)
   say('')
@@ -227,7 +234,7 @@ async function main (): Promise<void> {
       busyCoresBeforeStart: Math.round(busyBeforeCores * 100) / 100,
       loadAverageBeforeStart: loadBefore,
       loadAverageAtEnd: os.loadavg().map(x => Math.round(x * 100) / 100),
-      note: `the ${nproc} cores are shared by wrk, the server under test, the idle gateways, 3 redis-server, 3 redis-sentinel and the bench script`
+      note: `the ${nproc} cores are shared by wrk, the server under test, the idle gateways, 3 redis-server, 3 redis-sentinel${launched.cluster === undefined ? '' : ', the 6 redis-server of the Cluster'} and the bench script`
     },
     settings: {
       durationS: DURATION_S,
@@ -242,7 +249,9 @@ async function main (): Promise<void> {
       gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: (targets.find(t => t.name === g.name)?.ops ?? []).map(o => o.op) }])),
       hotKey: KEY_GET,
       keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },
-      webdis: { threads: 2, redis: 'current master' }
+      webdis: { threads: 2, redis: 'current master' },
+      only: ONLY === undefined ? 'all targets' : [...ONLY],
+      cluster: launched.cluster === undefined ? 'not started' : { nodes: launched.cluster.nodes.length, layout: '3 masters + 3 replicas (test/helpers/cluster.ts), ACL users', gateway: 'gateway-cluster: as gateway (WORKERS=1, NEAR_CACHE=true), REDIS_CLUSTER_NODES' }
     },
     rows,
     readSpread: spread,
