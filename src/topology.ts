@@ -17,7 +17,7 @@ import { checkPromotion, replicationOf } from './master-check.js'
 import { Refresher } from './refresher.js'
 import { ReplicaLinks } from './replica-links.js'
 import { logReplicaChanges, replicaState } from './replica-state.js'
-import { chooseMaster, downForWrites, replicaVerdicts } from './sentinel/answers.js'
+import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
 import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/history.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
 import { EventView } from './sentinel/event-view.js'
@@ -218,7 +218,7 @@ export class Topology extends EventEmitter {
     await probing
     const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
     const listed = new Set(verdicts.map(v => v.key))
-    const down = new Set(verdicts.filter(v => downForWrites(v, attached.get(v.key)?.state)).map(v => v.key))
+    const down = new Set(verdicts.filter(v => v.downByMajority).map(v => v.key))
     for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
     // A node the sentinels list and do not flag down could be promoted: it counts, attached or not
     // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old

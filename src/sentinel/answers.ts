@@ -95,16 +95,3 @@ export function eventConcerns (channel: string, message: string, masterName: str
   const at = parts.indexOf('@')
   return at >= 0 && parts[at + 1] === masterName
 }
-
-/**
- * Whether a listed replica is down for the WAIT count (`attachedState`: its state in the master's
- * INFO, if listed there). `disconnected` alone is only the sentinels' own link: when a sentinel
- * reconfigures a node (+convert-to-slave of an old master) it sends CLIENT KILL TYPE normal there,
- * which drops the sentinels' links too (measured: a majority flags it `disconnected` the moment it
- * attaches). Attached online to the master, it acknowledges: it stays counted (otherwise a write is
- * acknowledged without the node, and the count grows right after).
- */
-export function downForWrites (v: ReplicaVerdict, attachedState: string | undefined): boolean {
-  if (!v.downByMajority) return false
-  return attachedState !== 'online' || v.flags.some(f => f === 's_down' || f === 'o_down')
-}
