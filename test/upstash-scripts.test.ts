@@ -9,6 +9,7 @@
  */
 import { Redis, type RedisConfigNodejs } from '@upstash/redis'
 import t from 'tap'
+import { withClient } from './helpers/chaos-load.js'
 import { startInProcess } from './helpers/gateway.js'
 import { commandCalls, pollUntil } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
@@ -30,15 +31,6 @@ async function post (path: string, body: unknown, token = ADMIN, headers: Record
   return { status: r.status, headers: r.headers, json: await r.json() }
 }
 
-async function onNode<T> (port: number, fn: (c: ReturnType<typeof topo.client>) => Promise<T>): Promise<T> {
-  const c = topo.client(port)
-  try {
-    return await fn(c)
-  } finally {
-    await c.quit()
-  }
-}
-
 await pollUntil(20_000, 100, async () => {
   const s = gw.app.topology.snapshot
   return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === 2 ? true : undefined
@@ -53,9 +45,9 @@ await redis.set(key, 'stored')
 
 t.test('EVALSHA_RO of a script cached only on the master: always answered, never NOSCRIPT', async t => {
   // SCRIPT LOAD is refused by the gateway by design (script management): loaded on the master directly.
-  const sha = await onNode(master.port, async c => await c.script('LOAD', SCRIPT) as string)
-  for (const port of replicas) t.same(await onNode(port, async c => await c.script('EXISTS', sha)), [0], `replica :${port} does not have it`)
-  const before = await Promise.all(replicas.map(async port => await onNode(port, async c => await commandCalls(c, 'evalsha_ro'))))
+  const sha = await withClient(topo, master.port, async c => await c.script('LOAD', SCRIPT) as string)
+  for (const port of replicas) t.same(await withClient(topo, port, async c => await c.script('EXISTS', sha)), [0], `replica :${port} does not have it`)
+  const before = await Promise.all(replicas.map(async port => await withClient(topo, port, async c => await commandCalls(c, 'evalsha_ro'))))
 
   for (let i = 0; i < 10; i++) {
     const r = await post('/', ['EVALSHA_RO', sha, '1', key, `a${i}`])
@@ -63,7 +55,7 @@ t.test('EVALSHA_RO of a script cached only on the master: always answered, never
     t.same(r.json, { result: ['stored', `a${i}`, P] }, `call ${i}: the script's answer`)
     t.equal(r.headers.get('x-served-by'), 'master', `call ${i}: answered by the master`)
   }
-  const after = await Promise.all(replicas.map(async port => await onNode(port, async c => await commandCalls(c, 'evalsha_ro'))))
+  const after = await Promise.all(replicas.map(async port => await withClient(topo, port, async c => await commandCalls(c, 'evalsha_ro'))))
   t.ok(after.every((n, i) => n > before[i]!), `the replicas were tried first (calls ${before.join(',')} -> ${after.join(',')}): the read strategy still prefers them`)
 
   const pipe = await post('/pipeline', [['GET', key], ['EVALSHA_RO', sha, '1', key, 'p'], ['EVALSHA_RO', sha, '1', key, 'q']])
@@ -83,7 +75,7 @@ t.test('EVALSHA_RO of a script cached only on the master: always answered, never
   t.match(synced.headers.get('upstash-sync-token') ?? '', /^[0-9]+$/, 'answering the master\'s offset')
 
   // Once a replica has the script, it serves it again.
-  await Promise.all(replicas.map(async port => await onNode(port, async c => await c.script('LOAD', SCRIPT))))
+  await Promise.all(replicas.map(async port => await withClient(topo, port, async c => await c.script('LOAD', SCRIPT))))
   const served = new Set<string>()
   for (let i = 0; i < 4; i++) {
     const r = await post('/', ['EVALSHA_RO', sha, '1', key, 'x'])
@@ -109,7 +101,7 @@ t.test('a script cached nowhere still answers NOSCRIPT (400; its own entry in a 
 
 t.test('FCALL_RO of a function loaded on the master', async t => {
   const lib = `scr_${process.pid}_${Date.now()}`
-  await onNode(master.port, async c => await c.call('FUNCTION', 'LOAD',
+  await withClient(topo, master.port, async c => await c.call('FUNCTION', 'LOAD',
     `#!lua name=${lib}\nredis.register_function{function_name='${lib}_get', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}`))
   for (let i = 0; i < 4; i++) {
     const r = await post('/', ['FCALL_RO', `${lib}_get`, '1', key])
@@ -119,7 +111,7 @@ t.test('FCALL_RO of a function loaded on the master', async t => {
   t.equal(none.status, 400)
   t.match(none.json, { error: /Function not found/ }, 'a function that exists nowhere: the Redis error')
   t.equal(none.headers.get('x-served-by'), 'master', 'given by the master, after a replica said it lacks the function')
-  await onNode(master.port, async c => await c.call('FUNCTION', 'DELETE', lib))
+  await withClient(topo, master.port, async c => await c.call('FUNCTION', 'DELETE', lib))
 })
 
 t.test('the SDK: base64 and plain replies, binary and non-ASCII values, read-your-writes across pipelines and transactions', async t => {
