@@ -9,7 +9,6 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Breakers } from './breakers.js'
 import type { Config, Durability } from './config.js'
-import { GatewayError } from './errors.js'
 import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import { withTimeout } from './redis/faults.js'
 import type { ReplicationInfo } from './redis/parse.js'
@@ -22,6 +21,7 @@ import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/h
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
 import { EventView } from './sentinel/event-view.js'
 import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
+import { holdUntilWritable, sendReserveMs } from './write-hold.js'
 
 /** While a failover looks in progress or the master is unconfirmed, refresh this often. */
 const FAST_REFRESH_MS = 100
@@ -86,26 +86,47 @@ export class Topology extends EventEmitter {
    * (Retry-After: until half-open) while the master's circuit breaker is open.
    */
   async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> {
-    for (;;) {
-      const s = this.state
-      if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
-      // A write is sent only once as many replicas are attached as its WAIT must count: a node the
-      // sentinels could promote that has not attached yet (an old master back from a failover, still
-      // reporting master) is waited for BEFORE anything is applied (503 at the deadline), not after.
-      const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
-      const behind = this.events.behindSwitch(s.master === null ? null : nodeKey(s.master))
-      if (s.master !== null && s.masterConfirmed && !this.holdingWrites() && !behind && !this.events.behindGrowth && short <= 0) return s.master
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress || behind
-          ? 'a failover is in progress; retry shortly'
-          : s.master !== null && s.masterConfirmed && short > 0
-            ? `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master (WRITE_DURABILITY=${mode})`
-            : 'no master confirmed by the sentinels is reachable', { retryAfter: 1 })
+    return await holdUntilWritable({
+      deadline,
+      reserveMs: sendReserveMs(this.config),
+      pollMs: FAST_REFRESH_MS,
+      ready: () => {
+        const s = this.state
+        if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
+        // A write is sent only once as many replicas are attached as its WAIT must count: a node the
+        // sentinels could promote that has not attached yet (an old master back from a failover, still
+        // reporting master) is waited for BEFORE anything is applied (503 at the deadline), not after.
+        return s.master !== null && s.masterConfirmed && !this.holdingWrites() && !this.behindSwitch() &&
+          !this.events.behindGrowth && this.short(mode) <= 0
+          ? s.master
+          : null
+      },
+      refusal: late => {
+        const s = this.state
+        const short = this.short(mode)
+        return late
+          ? 'writes were held until too little of the retry budget was left to confirm one; nothing was applied'
+          : s.failoverInProgress || this.behindSwitch()
+            ? 'a failover is in progress; retry shortly'
+            : s.master !== null && s.masterConfirmed && short > 0
+              ? `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master (WRITE_DURABILITY=${mode})`
+              : 'no master confirmed by the sentinels is reachable'
+      },
+      poll: async ms => {
+        this.requestRefresh()
+        await this.changedOrTimeout(ms)
       }
-      this.requestRefresh()
-      await this.changedOrTimeout(Math.min(left, FAST_REFRESH_MS))
-    }
+    })
+  }
+
+  /** Replicas a write of `mode` must count that are not attached (0 when `mode` is not given). */
+  private short (mode?: Durability): number {
+    return mode === undefined ? 0 : this.waitCount(mode) - this.state.attachedReplicas
+  }
+
+  private behindSwitch (): boolean {
+    const m = this.state.master
+    return this.events.behindSwitch(m === null ? null : nodeKey(m))
   }
 
   /**
@@ -118,7 +139,7 @@ export class Topology extends EventEmitter {
     const s = this.state
     if (s.master === null || !s.masterConfirmed) return 'no master confirmed by the sentinels and its own role yet'
     if (this.holdingWrites()) return 'a failover is in progress'
-    const short = this.waitCount(this.config.durability) - s.attachedReplicas
+    const short = this.short(this.config.durability)
     if (short > 0) return `writes wait for ${short} more replica(s) the sentinels could promote to attach to the master`
     const node = nodeKey(s.master)
     if (this.breakers.isOpen(node)) return 'the master\'s circuit breaker is open'

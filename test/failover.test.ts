@@ -44,6 +44,7 @@ t.test('keys written before the failover are acknowledged by both replicas', asy
 
 t.test('after a planned failover the gateway follows the new master, takes writes and keeps every acknowledged key', async t => {
   const before = await api.topology()
+  const logFrom = gw.output().length
   const fo = await topo.failover()
   t.comment(`SENTINEL FAILOVER :${fo.from} -> :${fo.to}: sentinels agreed after ${fo.ms} ms`)
   t.equal(fo.from, before.master?.port, 'the failover started from the master the gateway knew')
@@ -70,6 +71,8 @@ t.test('after a planned failover the gateway follows the new master, takes write
     put = await api.put(`${P}after`, 'written after the failover')
   }
   t.equal(put.status, 201, `a PUT after the failover answers 201 once the old master rejoined (${put.status} ${put.text.slice(0, 200)}) ${Date.now() - writeStart} ms after the switch`)
+  // What the gateway saw meanwhile (its own lines, not the per-request ones), when it did not answer 201.
+  if (put.status !== 201) t.comment(gw.output().slice(logFrom).split('\n').filter(l => !l.includes('"msg":"request"') || l.includes('"status":50')).join('\n').slice(-6000))
   t.ok(held.every(h => h.includes('GW_ERR_REDIS_UNAVAILABLE')), `earlier attempts were held and answered 503, nothing applied (${held.length}: ${held.join(' | ')})`)
   t.comment(`PUT after the failover: ${put.status} in ${Math.round(put.ms)} ms after ${held.length} held attempt(s), ${put.text}`)
   const check = topo.client(newMaster.port)

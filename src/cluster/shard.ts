@@ -13,7 +13,7 @@
  */
 import type { Breakers } from '../breakers.js'
 import type { Config, Durability } from '../config.js'
-import { GatewayError } from '../errors.js'
+import { holdUntilWritable, sendReserveMs } from '../write-hold.js'
 import { nodeKey, type NodeAddress } from '../redis/connections.js'
 import type { ReplicationInfo } from '../redis/parse.js'
 import type { ReplicaLinks } from '../replica-links.js'
@@ -112,22 +112,31 @@ export class Shard implements KvTopology {
 
   /** The shard master to write to, waiting (refreshing) until `deadline`, then 503. See src/topology.ts. */
   async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> {
-    for (;;) {
-      const s = this.state
-      if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
-      const short = mode === undefined ? 0 : this.waitCount(mode) - s.attachedReplicas
-      if (s.master !== null && s.masterConfirmed && !s.failoverInProgress && short <= 0) return s.master
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', s.failoverInProgress
-          ? 'the cluster is failing over the master of this key\'s shard; retry shortly'
-          : s.master !== null && s.masterConfirmed && short > 0
-            ? `writes to this shard wait for ${short} more replica(s) the cluster could promote to attach to the master (WRITE_DURABILITY=${mode})`
-            : 'no master confirmed by the cluster and its own role is reachable for this key\'s shard', { retryAfter: 1 })
+    const short = (): number => mode === undefined ? 0 : this.waitCount(mode) - this.state.attachedReplicas
+    return await holdUntilWritable({
+      deadline,
+      reserveMs: sendReserveMs(this.config),
+      pollMs: WAIT_POLL_MS,
+      ready: () => {
+        const s = this.state
+        if (s.master !== null) this.breakers.assertClosed(nodeKey(s.master), 'write')
+        return s.master !== null && s.masterConfirmed && !s.failoverInProgress && short() <= 0 ? s.master : null
+      },
+      refusal: late => {
+        const s = this.state
+        return late
+          ? 'writes to this shard were held until too little of the retry budget was left to confirm one; nothing was applied'
+          : s.failoverInProgress
+            ? 'the cluster is failing over the master of this key\'s shard; retry shortly'
+            : s.master !== null && s.masterConfirmed && short() > 0
+              ? `writes to this shard wait for ${short()} more replica(s) the cluster could promote to attach to the master (WRITE_DURABILITY=${mode})`
+              : 'no master confirmed by the cluster and its own role is reachable for this key\'s shard'
+      },
+      poll: async ms => {
+        this.host.requestRefresh()
+        await this.host.changedOrTimeout(ms)
       }
-      this.host.requestRefresh()
-      await this.host.changedOrTimeout(Math.min(left, WAIT_POLL_MS))
-    }
+    })
   }
 
   waitCount (mode: Durability): number {
