@@ -8,7 +8,7 @@
  * matched (an attacker would need inputs whose digests share a prefix with a secret's) and the
  * lookup costs the same with one token or thousands.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './config.js'
 import { GatewayError } from './errors.js'
@@ -33,7 +33,7 @@ interface TokenEntry extends Principal { digest: Buffer }
 /** The principal of an open gateway (no token configured): read and write only (no scripts, pub/sub or operations). */
 export const OPEN_ACCESS: Principal = { name: 'anonymous', rights: new Set(['read', 'write']), prefix: '' }
 
-const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
+const digest = (token: string): Buffer => hash('sha256', token, 'buffer')
 
 function parseRights (raw: unknown, where: string, prefix: string): Set<Right> {
   const list: unknown[] = Array.isArray(raw) ? raw : typeof raw === 'string' ? [...raw].map(c => RIGHT_LETTERS[c] ?? c) : []

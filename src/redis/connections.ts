@@ -85,18 +85,29 @@ export function closeClient (c: Redis): void {
   stream?.on('error', () => { /* the connection is being dropped on purpose */ })
 }
 
+/** Sockets corked until the end of the current event-loop turn (see `corked`). */
+const corkedThisTurn = new WeakSet<object>()
+
+function uncorkTurn (s: { uncork(): void }): void {
+  corkedThisTurn.delete(s)
+  s.uncork()
+}
+
 /**
- * Runs `send`, which issues commands on `c`, with the socket corked: they leave in one write
- * (one syscall), as a pipeline would, without building an ioredis Pipeline.
+ * Runs `send`, which issues commands on `c`, with the socket corked until the end of this
+ * event-loop turn (`setImmediate`): they leave in one write (one syscall) together with every
+ * command that the other requests handled in the same turn send on this connection, as ioredis's
+ * auto-pipelining would, without building a Pipeline. Under load many reads share one write
+ * (a system call is most of a replica read's cost); alone, a read waits only for the turn to end.
  */
 export function corked<T> (c: Redis, send: () => T): T {
   const s = c.stream
-  s.cork()
-  try {
-    return send()
-  } finally {
-    s.uncork()
+  if (!corkedThisTurn.has(s)) {
+    corkedThisTurn.add(s)
+    s.cork()
+    setImmediate(uncorkTurn, s)
   }
+  return send()
 }
 
 export { NotConnectedError }
