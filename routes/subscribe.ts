@@ -13,6 +13,7 @@ import type { Logger } from 'pino'
 import { streamRouteDoc } from '../src/pubsub/docs.js'
 import { PubSubHub } from '../src/pubsub/hub.js'
 import { StreamLimits } from '../src/pubsub/limits.js'
+import { clusterNodes, sentinelNodes, type Candidates } from '../src/pubsub/placement.js'
 import { checkSubscription, type SubscriptionKind } from '../src/pubsub/rights.js'
 import { SseStream } from '../src/pubsub/stream.js'
 import { UpstashHttpError } from '../src/upstash/protocol.js'
@@ -24,11 +25,13 @@ export const MAX_NAMES_PER_STREAM = 64
 
 const routes: FastifyPluginAsync = async (app) => {
   const config = app.gatewayConfig
-  // Redis Cluster mode (REDIS_CLUSTER_NODES): no streams yet (one subscriber per shard is not built).
-  const hub = app.cluster !== undefined ? null : new PubSubHub({
+  const candidates: Candidates = replicas => app.router.candidates(replicas)
+  const { cluster, topology } = app
+  // Cluster mode (REDIS_CLUSTER_NODES): PUBLISH crosses the cluster bus, one connection to any node suffices.
+  const hub = new PubSubHub({
     connections: app.connections,
-    topology: app.topology,
-    candidates: replicas => app.router.candidates(replicas),
+    topology,
+    nodes: cluster === undefined ? () => sentinelNodes(topology.snapshot, candidates) : () => clusterNodes(cluster.shards, candidates),
     log: app.log.child({ component: 'pubsub' }) as unknown as Logger,
     timeoutMs: config.connectTimeoutMs
   })
@@ -53,7 +56,7 @@ const routes: FastifyPluginAsync = async (app) => {
     })
     await Promise.all(finished)
   })
-  app.addHook('onClose', async () => hub?.close())
+  app.addHook('onClose', async () => hub.close())
 
   async function serve (kind: SubscriptionKind, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const names = namesOf(req.url, kind, config.maxKeyBytes)
@@ -63,7 +66,6 @@ const routes: FastifyPluginAsync = async (app) => {
     if (!acceptsEventStream(req.headers.accept)) {
       throw new UpstashHttpError(406, `ERR ${kind} answers a stream of Server-Sent Events: send Accept: text/event-stream`)
     }
-    if (hub === null) throw new UpstashHttpError(400, `ERR '${kind.toUpperCase()}' streams are not available in Redis Cluster mode yet`)
     const release = limits.acquire(req.principal.name)
     if (release === 'token') {
       throw new UpstashHttpError(429, `ERR this token already holds ${limits.maxPerToken} open subscription streams (PUBSUB_MAX_STREAMS_PER_TOKEN)`, 1)

@@ -40,6 +40,7 @@ function pageScripts (): Map<string, Asset> {
 const routes: FastifyPluginAsync = async (app) => {
   const feed = new OpsFeed({
     topology: app.topology,
+    cluster: app.cluster,
     breakers: app.breakers,
     router: app.router,
     near: app.near,

@@ -3,16 +3,16 @@
  * HTTP stream, channels and patterns reference-counted, each Redis message fanned out to the
  * streams that asked for it.
  *
- * Which node: a healthy replica (PUBLISH on the master reaches every replica's subscribers),
- * chosen at random among the read router's candidates so that gateway processes spread out; the
- * master when no replica is usable. The hub follows the topology: when its node stops being a
- * usable replica (or the master), it moves; after falling back to the master it moves back to a
- * replica once one is healthy and STAY_ON_MASTER_MS have passed.
+ * Which node (placement.ts, for Sentinel and Cluster mode): a healthy replica (PUBLISH reaches
+ * every replica's subscribers), chosen at random among the read router's candidates so that
+ * gateway processes spread out; a master when no replica is usable. The hub follows the topology:
+ * when its node stops receiving every message, it moves; after falling back to a master it moves
+ * back to a replica once one is healthy and STAY_ON_MASTER_MS have passed.
  *
  * Redis pub/sub is at-most-once: messages published while the connection is down, while it moves,
- * or while a replica re-attaches after a failover are lost. Each such episode ends with one `gap`
- * to every listener, sent once the subscriptions are back on a node that receives the master's
- * messages (a replica attached to it, or the master).
+ * or while a replica re-attaches after a failover (Sentinel mode) are lost. Each such episode ends
+ * with one `gap` to every listener, sent once the subscriptions are back on a node that receives
+ * every message.
  *
  * Patterns are matched here (glob.ts, Redis's own rules) against the messages of the data user's
  * channel patterns (link.ts). A message on a reserved channel (`__...`) is never delivered.
@@ -23,9 +23,9 @@ import { GatewayError } from '../errors.js'
 import { nodeKey, type Connections, type NodeAddress } from '../redis/connections.js'
 import { patternsExcept } from '../security/acl.js'
 import { isReservedChannel, RESERVED_CHANNEL_PREFIX } from '../security/reserved.js'
-import type { ReplicaState, TopologySnapshot } from '../topology-types.js'
 import { globMatch } from './glob.js'
 import { Link } from './link.js'
+import type { HubNodes } from './placement.js'
 
 /** After falling back to the master, stay at least this long before moving to a replica (each move is a gap). */
 const STAY_ON_MASTER_MS = 10_000
@@ -57,10 +57,10 @@ export interface HubListener {
 /** What the hub needs from the rest of the gateway. */
 export interface HubDeps {
   connections: Pick<Connections, 'newClient'>
-  /** The topology: `snapshot`, and a `change` event. */
-  topology: EventEmitter & { readonly snapshot: TopologySnapshot }
-  /** Replicas that may serve reads now (healthy, breaker closed): ReadRouter.candidates. */
-  candidates: (replicas: readonly ReplicaState[]) => ReplicaState[]
+  /** The topology: its `change` event says `nodes()` may answer differently. */
+  topology: EventEmitter
+  /** Where the connection may be now (placement.ts: sentinelNodes or clusterNodes). */
+  nodes: () => HubNodes
   log: Logger
   /** How long a new subscription waits for the subscriber connection (REDIS_CONNECT_TIMEOUT_MS). */
   timeoutMs: number
@@ -71,22 +71,15 @@ interface PatternEntry { bytes: Buffer; listeners: Set<HubListener> }
 /** The data user's channel patterns (src/security/acl.ts): every channel but the reserved ones. */
 const FIREHOSE = patternsExcept(RESERVED_CHANNEL_PREFIX).filter(p => p !== '')
 
-/**
- * A replica that gets the master's messages: healthy, or attached and only lagging (it delivers
- * late, but moving away would lose messages). Moving TO a replica needs it healthy (the read router's candidates).
- */
-function receives (r: ReplicaState): boolean {
-  return r.healthy || (r.attached && !r.sentinelFlags.some(f => f === 's_down' || f === 'o_down' || f === 'disconnected'))
-}
-
 export class PubSubHub {
   private readonly channels = new Map<string, Set<HubListener>>()
   private readonly patterns = new Map<string, PatternEntry>()
   private readonly events = new EventEmitter()
   private link: Link | null = null
-  private masterKey: string | null = null
-  /** When the last snapshot naming `masterKey` was taken: a master change's gap starts no earlier. */
-  private masterSeenAt = new Date()
+  /** The node every message comes from (Sentinel mode: the master); null in Cluster mode. */
+  private sourceKey: string | null = null
+  /** When the last snapshot naming `sourceKey` was taken: a master change's gap starts no earlier. */
+  private sourceSeenAt = new Date()
   private onMasterSince = 0
   private pendingGap: { reason: GapReason; since: Date } | null = null
   /** Since when a live connection's node has been one to move away from (0: it is not). */
@@ -178,7 +171,7 @@ export class PubSubHub {
 
   private ensureLink (): Link {
     if (this.link !== null) return this.link
-    const target = this.choose(this.deps.topology.snapshot)
+    const target = this.choose(this.deps.nodes())
     if (target === null) throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', 'no Redis node is known yet', { retryAfter: 1 })
     return this.connect(target)
   }
@@ -202,26 +195,28 @@ export class PubSubHub {
       this.events.emit('failed', err)
     })
     this.link = link
-    this.onMasterSince = node === this.masterKey ? Date.now() : 0
-    this.deps.log.info({ node, role: node === this.masterKey ? 'master' : 'replica' }, 'pubsub: subscriber connection opened')
+    const onMaster = isMaster(this.deps.nodes(), node)
+    this.onMasterSince = onMaster ? Date.now() : 0
+    this.deps.log.info({ node, role: onMaster ? 'master' : 'replica' }, 'pubsub: subscriber connection opened')
     return link
   }
 
   /** Topology change: note a master change (a gap), move the subscriber connection if its node no longer serves. */
   private follow (): void {
-    const s = this.deps.topology.snapshot
-    const master = s.master === null ? null : nodeKey(s.master)
-    if (master !== null && this.masterKey !== null && master !== this.masterKey && this.link !== null) {
-      this.pendingGap ??= { reason: 'master-change', since: this.masterSeenAt }
+    const s = this.deps.nodes()
+    const source = s.source
+    if (source !== null && this.sourceKey !== null && source !== this.sourceKey && this.link !== null) {
+      this.pendingGap ??= { reason: 'master-change', since: this.sourceSeenAt }
     }
-    if (master !== null) {
-      this.masterKey = master
-      this.masterSeenAt = new Date()
+    if (source !== null) {
+      this.sourceKey = source
+      this.sourceSeenAt = new Date()
     }
     if (this.link !== null && !this.closed) {
-      // Its replica was promoted: it is on the master from now on (STAY_ON_MASTER_MS counts from here).
-      if (this.link.node === this.masterKey && this.onMasterSince === 0) this.onMasterSince = Date.now()
-      if (this.link.node !== this.masterKey) this.onMasterSince = 0
+      // Its replica was promoted: it is on a master from now on (STAY_ON_MASTER_MS counts from here).
+      const onMaster = isMaster(s, this.link.node)
+      if (onMaster && this.onMasterSince === 0) this.onMasterSince = Date.now()
+      if (!onMaster) this.onMasterSince = 0
       const target = this.choose(s)
       const moving = target !== null && nodeKey(target) !== this.link.node
       if (!moving) this.unusableSince = 0
@@ -245,23 +240,23 @@ export class PubSubHub {
   }
 
   /** Where the subscriber connection should be: see the module comment. */
-  private choose (s: TopologySnapshot): NodeAddress | null {
-    const candidates = this.deps.candidates(s.replicas)
+  private choose (s: HubNodes): NodeAddress | null {
+    const { candidates, masters } = s
     const current = this.link?.node
-    if (current !== undefined) {
-      const same = s.replicas.find(r => r.key === current && receives(r))
-      if (same !== undefined) return same
-      if (s.master !== null && current === nodeKey(s.master) && (candidates.length === 0 || Date.now() - this.onMasterSince < STAY_ON_MASTER_MS)) return s.master
+    const here = current === undefined ? undefined : s.receiving.get(current)
+    if (here !== undefined) {
+      if (!isMaster(s, current!)) return here
+      if (candidates.length === 0 || Date.now() - this.onMasterSince < STAY_ON_MASTER_MS) return here
     }
     if (candidates.length > 0) return candidates[Math.floor(Math.random() * candidates.length)]!
-    return s.master
+    return masters.length === 0 ? null : masters[Math.floor(Math.random() * masters.length)]!
   }
 
-  /** True when the link's node receives the master's messages now: the master, or a healthy replica of it. */
+  /** True when the link's node receives every message now: a master, or a replica that gets them. */
   private serving (): boolean {
     const node = this.link?.node
     if (node === undefined || this.link?.live !== true) return false
-    return node === this.masterKey || this.deps.topology.snapshot.replicas.some(r => r.key === node && receives(r))
+    return this.deps.nodes().receiving.has(node)
   }
 
   private flushGap (): void {
@@ -292,3 +287,5 @@ export class PubSubHub {
     }
   }
 }
+
+const isMaster = (s: HubNodes, node: string): boolean => s.masters.some(m => nodeKey(m) === node)

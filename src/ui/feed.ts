@@ -7,8 +7,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { NearCache } from '../cache/near-cache.js'
-import type { ViewSources } from '../topology-view.js'
-import { pageSnapshot, READS_WINDOW_S, type PageSnapshot } from './snapshot.js'
+import { pageSnapshot, READS_WINDOW_S, type PageSnapshot, type SnapshotSources } from './snapshot.js'
 import { sseFrame, SseStream } from './sse.js'
 import { Timeline, type TimelineEvent } from './timeline.js'
 import { TrafficSampler } from './traffic.js'
@@ -19,7 +18,7 @@ export const TICK_MS = 1000
 /** Pages one process streams to at once (each costs a write per second); more get 503. */
 export const MAX_PAGES = 64
 
-export interface FeedSources extends ViewSources {
+export interface FeedSources extends SnapshotSources {
   registry: Registry
   cache?: NearCache | undefined
   log: { warn: (obj: object, msg: string) => void }

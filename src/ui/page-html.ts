@@ -42,9 +42,16 @@ export const PAGE_HTML = `<!doctype html>
   </section>
   <div id="live" hidden>
     <section class="card deployment" aria-labelledby="dep-h">
-      <h2 id="dep-h">Deployment: master <span id="master-name">unknown</span></h2>
+      <h2 id="dep-h">Deployment: <span id="dep-kind">master</span> <span id="master-name">unknown</span></h2>
       <p id="summary"></p>
       <div id="picture" class="picture-wrap" tabindex="0" role="region" aria-label="Deployment picture"></div>
+      <div id="shards-wrap" class="table-wrap" tabindex="0" role="region" aria-labelledby="shards-caption" hidden>
+        <table>
+          <caption id="shards-caption">Shards (Redis Cluster)</caption>
+          <thead><tr><th scope="col">Shard</th><th scope="col">Slots</th><th scope="col">Master</th><th scope="col">Replicas</th><th scope="col">WAIT count</th><th scope="col">Writes</th><th scope="col">Last failover</th></tr></thead>
+          <tbody id="shards-body"></tbody>
+        </table>
+      </div>
       <div class="table-wrap" tabindex="0" role="region" aria-labelledby="nodes-caption">
         <table>
           <caption id="nodes-caption">Data nodes</caption>
@@ -52,7 +59,7 @@ export const PAGE_HTML = `<!doctype html>
           <tbody id="nodes-body"></tbody>
         </table>
       </div>
-      <div class="table-wrap" tabindex="0" role="region" aria-labelledby="sentinels-caption">
+      <div id="sentinels-wrap" class="table-wrap" tabindex="0" role="region" aria-labelledby="sentinels-caption">
         <table>
           <caption id="sentinels-caption">Sentinels</caption>
           <thead><tr><th scope="col">Sentinel</th><th scope="col">State</th><th scope="col">Names as master</th><th scope="col">Config epoch</th></tr></thead>
@@ -132,6 +139,7 @@ h3 { font-size: 14px; margin: 0; }
 .picture .link.detached { stroke: #6b7280; stroke-dasharray: 6 5; }
 .picture .link.unhealthy { stroke: var(--bad); }
 .picture .link-label { font-size: 11px; fill: var(--muted); }
+.picture .shard-label { font-size: 11.5px; font-weight: 600; }
 .table-wrap { overflow-x: auto; margin-top: 8px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }

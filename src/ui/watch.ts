@@ -43,8 +43,10 @@ export function watchServices (timeline: Timeline, { topology, breakers, cache, 
   const onMaster = (s: TopologySnapshot): void => {
     const to = s.master === null ? 'none' : nodeKey(s.master)
     const from = s.lastFailover?.from
-    if (s.lastFailover === null || from === null || from === undefined) timeline.add('gateway', 'master-discovered', `master is ${to} (config epoch ${s.configEpoch})`)
-    else timeline.add('gateway', 'master-changed', `master changed: ${nodeKey(from)} -> ${to} (config epoch ${s.configEpoch})`, 'warn')
+    // Cluster mode: one shard's snapshot (named after the shard), not the deployment's.
+    const of = s.masterName === topology.snapshot.masterName ? '' : ` of shard ${s.masterName}`
+    if (s.lastFailover === null || from === null || from === undefined) timeline.add('gateway', 'master-discovered', `master${of} is ${to} (config epoch ${s.configEpoch})`)
+    else timeline.add('gateway', 'master-changed', `master${of} changed: ${nodeKey(from)} -> ${to} (config epoch ${s.configEpoch})`, 'warn')
   }
   const onStale = (): void => {
     timeline.add('gateway', 'stale-promotion', 'the new master\'s replication history lacks the last acknowledged write: acknowledged writes may be lost', 'bad')

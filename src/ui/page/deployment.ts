@@ -6,19 +6,24 @@ import type { PageSnapshot } from '../snapshot.js'
 import { byId, bytes, fill, h, num, s } from './dom.js'
 
 type Replica = PageSnapshot['topology']['replicas'][number]
-const key = (a: { host: string; port: number }): string => `${a.host}:${a.port}`
+/** "host:port". */
+export const key = (a: { host: string; port: number }): string => `${a.host}:${a.port}`
 
-const W = 720
+/** Width of the pictures' viewBox, and of one node box. */
+export const W = 720
 const NODE_W = 190
-const NODE_H = 78
+export const NODE_H = 78
 
 /** Renders the summary line, the picture and the tables. */
 export function renderDeployment (snap: PageSnapshot): void {
   const t = snap.topology
   const master = t.master === null ? null : key(t.master)
   const breakerOf = new Map(t.breakers.map(b => [b.node, b.state]))
+  fill(byId('dep-kind'), 'master')
   fill(byId('master-name'), master ?? 'unknown')
   byId('master-name').dataset.master = master ?? ''
+  byId('shards-wrap').hidden = true
+  byId('sentinels-wrap').hidden = false
   const held = t.failoverInProgress ? 'held: failover in progress' : snap.writes.attached < snap.writes.waitCount ? 'held: waiting for replicas to attach' : 'accepted'
   fill(byId('summary'),
     h('span', {}, `Master set "${t.masterName}", config epoch ${t.configEpoch}. `),
@@ -37,13 +42,15 @@ export function renderDeployment (snap: PageSnapshot): void {
     h('td', {}, st.names === null ? '–' : String(st.names.epoch)))))
 }
 
-const lag = (r: Replica): string => r.lagBytes === null ? '–' : `${bytes(r.lagBytes)}, ${num(r.lagSeconds, 0)} s`
+/** "1.2 KB, 0 s" ("–" when not attached). */
+export const lag = (r: Replica): string => r.lagBytes === null ? '–' : `${bytes(r.lagBytes)}, ${num(r.lagSeconds, 0)} s`
 
-function badge (kind: 'ok' | 'bad' | 'warn', text: string): HTMLElement {
+export function badge (kind: 'ok' | 'bad' | 'warn', text: string): HTMLElement {
   return h('span', { class: `badge ${kind}` }, text)
 }
 
-function nodeRow (node: string, role: string, kind: 'ok' | 'bad', state: string, attached: string, lagText: string, breaker: string | undefined, reads: number | undefined): HTMLElement {
+/** One row of the data nodes table. */
+export function nodeRow (node: string, role: string, kind: 'ok' | 'bad', state: string, attached: string, lagText: string, breaker: string | undefined, reads: number | undefined): HTMLElement {
   return h('tr', { 'data-node': node, 'data-role': role, 'data-health': kind === 'ok' ? 'healthy' : 'unhealthy' },
     h('th', { scope: 'row' }, node),
     h('td', {}, role),
@@ -100,7 +107,8 @@ function picture (snap: PageSnapshot, master: string | null, breakerOf: Map<stri
   return svg
 }
 
-function nodeBox (x: number, y: number, w: number, role: string, name: string, line1: string, line2: string, kind: 'ok' | 'warn' | 'bad'): SVGElement {
+/** One node of a picture: role, name, two lines of detail, coloured by `kind`. */
+export function nodeBox (x: number, y: number, w: number, role: string, name: string, line1: string, line2: string, kind: 'ok' | 'warn' | 'bad'): SVGElement {
   const g = s('g', { class: `node ${role} ${kind}` })
   const chars = Math.floor(w / 6.3)
   g.append(s('rect', { x, y, width: w, height: NODE_H, rx: 8 }))
@@ -111,4 +119,4 @@ function nodeBox (x: number, y: number, w: number, role: string, name: string, l
   return g
 }
 
-const clip = (text: string, n: number): string => text.length <= n ? text : `${text.slice(0, n - 1)}…`
+export const clip = (text: string, n: number): string => text.length <= n ? text : `${text.slice(0, n - 1)}…`

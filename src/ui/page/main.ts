@@ -7,6 +7,7 @@ import type { TimelineEvent } from '../timeline.js'
 import type { TrafficPoint } from '../traffic.js'
 import { renderDeployment } from './deployment.js'
 import { byId, clock } from './dom.js'
+import { renderCluster } from './shards.js'
 import { openStream, type StreamState } from './stream.js'
 import { addEvent, resetTimeline } from './timeline-view.js'
 import { addPoint, renderTraffic, resetTraffic } from './traffic-view.js'
@@ -44,7 +45,8 @@ function showSnapshot (snap: PageSnapshot): void {
     ? `Worker ${w.id ?? '?'} of ${w.of} (pid ${w.pid}): each worker has its own view; this page follows this one.`
     : `Gateway pid ${w.pid}`
   byId('updated').textContent = `updated ${clock(snap.at)}`
-  renderDeployment(snap)
+  if (snap.shards === null) renderDeployment(snap)
+  else renderCluster(snap, snap.shards)
   renderTraffic()
 }
 
