@@ -4,8 +4,7 @@
 // topology never holds more than one subscriber connection of the gateway.
 import { Redis as Upstash } from '@upstash/redis'
 import t from 'tap'
-import { startInProcess } from './helpers/gateway.js'
-import { pollUntil } from './helpers/kv-client.js'
+import { startInProcess, untilSettled } from './helpers/gateway.js'
 import { dropSilentConnections, subscriberConnections, until } from './helpers/pubsub.js'
 import { sse, type SseClient } from './helpers/sse.js'
 import { topologyFor } from './helpers/topology.js'
@@ -16,10 +15,7 @@ t.test('streams resume after a replica loss and a failover, each time with a gap
   const topo = await topologyFor(t)
   const { url, app } = await startInProcess(t, topo, { AUTH_TOKENS: `${TOKEN}:rwp` })
   dropSilentConnections(t, app.server)
-  await pollUntil(20_000, 100, async () => {
-    const s = app.topology.snapshot
-    return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === 2 ? true : undefined
-  })
+  await untilSettled(app)
   const redis = new Upstash({ url, token: TOKEN, retry: false })
   const auth = { authorization: `Bearer ${TOKEN}` }
   const plain = await sse(`${url}/subscribe/fo`, auth)

@@ -6,7 +6,7 @@
  */
 import { Redis } from '@upstash/redis'
 import t from 'tap'
-import { startInProcess, startProcess } from './helpers/gateway.js'
+import { startInProcess, startProcess, untilSettled } from './helpers/gateway.js'
 import { pollUntil } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
@@ -16,10 +16,7 @@ const gw = await startInProcess(t, topo, { AUTH_TOKENS: `${TOKEN}:rw` })
 const redis = new Redis({ url: gw.url, token: TOKEN, enableTelemetry: false, retry: false })
 const P = `upfo:${process.pid}:${Date.now()}:`
 
-await pollUntil(20_000, 100, async () => {
-  const s = gw.app.topology.snapshot
-  return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === 2 ? true : undefined
-})
+await untilSettled(gw.app)
 
 const before = Array.from({ length: 30 }, (_, i) => `${P}before-${i}`)
 

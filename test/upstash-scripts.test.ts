@@ -10,8 +10,8 @@
 import { Redis, type RedisConfigNodejs } from '@upstash/redis'
 import t from 'tap'
 import { withClient } from './helpers/chaos-load.js'
-import { startInProcess } from './helpers/gateway.js'
-import { commandCalls, pollUntil } from './helpers/kv-client.js'
+import { startInProcess, untilSettled } from './helpers/gateway.js'
+import { commandCalls } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
 const ADMIN = 'scripts-admin-t0ken'
@@ -31,10 +31,7 @@ async function post (path: string, body: unknown, token = ADMIN, headers: Record
   return { status: r.status, headers: r.headers, json: await r.json() }
 }
 
-await pollUntil(20_000, 100, async () => {
-  const s = gw.app.topology.snapshot
-  return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === 2 ? true : undefined
-})
+await untilSettled(gw.app)
 const master = await topo.master()
 const replicas = topo.redis.filter(r => r.alive && r.port !== master.port).map(r => r.port)
 

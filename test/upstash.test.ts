@@ -7,8 +7,8 @@
  */
 import { Redis } from '@upstash/redis'
 import t from 'tap'
-import { startInProcess } from './helpers/gateway.js'
-import { commandCalls, pollUntil } from './helpers/kv-client.js'
+import { startInProcess, untilSettled } from './helpers/gateway.js'
+import { commandCalls } from './helpers/kv-client.js'
 import { topologyFor } from './helpers/topology.js'
 
 const ADMIN = 'up-admin-t0ken'
@@ -46,10 +46,7 @@ async function onNode<T> (port: number, fn: (c: ReturnType<typeof topo.client>) 
 }
 
 // The gateway is usable once it has confirmed the master and seen both replicas healthy.
-await pollUntil(20_000, 100, async () => {
-  const s = gw.app.topology.snapshot
-  return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === 2 ? true : undefined
-})
+await untilSettled(gw.app)
 
 t.test('strings: SET with EX and NX, GET, INCR, MGET, GETDEL, JSON values', async t => {
   t.equal(await redis.set(`${P}s1`, 'hello'), 'OK')

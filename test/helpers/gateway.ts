@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { recordAnswers } from './answer-recorder.js'
+import { pollUntil } from './kv-client.js'
 import { freePorts } from './topology-procs.js'
 import type { AclCredentials, Topology } from './topology.js'
 
@@ -61,6 +62,18 @@ export async function startInProcessWith (t: Teardown, env: Record<string, strin
   t.teardown(async () => await app.close())
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url }
+}
+
+/**
+ * Waits (up to `ms`) until the in-process gateway has confirmed the master by its own role and
+ * sees `replicas` healthy replicas: before that a read may fall back to the master and a write wait.
+ */
+export async function untilSettled (app: FastifyInstance, replicas = 2, ms = 20_000): Promise<void> {
+  const { value } = await pollUntil(ms, 100, async () => {
+    const s = app.topology.snapshot
+    return s.masterConfirmed && s.replicas.filter(r => r.healthy).length === replicas ? true : undefined
+  })
+  if (value !== true) throw new Error(`the gateway did not confirm the master and see ${replicas} healthy replicas within ${ms} ms`)
 }
 
 export interface GatewayProcess { url: string; child: ChildProcess; output: () => string; stop(): Promise<number | null> }
