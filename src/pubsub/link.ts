@@ -72,10 +72,16 @@ export class Link extends EventEmitter {
         if (drop.length > 0) ops.push(this.client.unsubscribe(...drop.map(bytes)))
         if (add.length > 0) ops.push(this.client.subscribe(...add.map(bytes)))
         const patterns = want.patterns
-        if (patterns !== this.firehose) ops.push(patterns ? this.client.psubscribe(...this.firehosePatterns) : this.client.punsubscribe(...this.firehosePatterns))
+        if (patterns !== this.firehose) {
+          // Like dropped channels, patterns stop counting as covered when their PUNSUBSCRIBE is sent: a
+          // client subscribing meanwhile must wait for the PSUBSCRIBE that follows (the next round),
+          // or it is confirmed while Redis is dropping the patterns and misses what is published then.
+          if (!patterns) this.firehose = false
+          ops.push(patterns ? this.client.psubscribe(...this.firehosePatterns) : this.client.punsubscribe(...this.firehosePatterns))
+        }
         await Promise.all(ops)
         for (const c of add) this.channels.add(c)
-        this.firehose = patterns
+        if (patterns) this.firehose = true
       } while (this.again)
       if (!this.closed && this.client.status === 'ready') {
         this.synced = true
