@@ -19,7 +19,7 @@ import { logReplicaChanges, replicaState } from './replica-state.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
 import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/history.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
-import { EventView } from './sentinel/event-view.js'
+import { EventView, grownReplica } from './sentinel/event-view.js'
 import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
 import { holdUntilWritable, sendReserveMs } from './write-hold.js'
 
@@ -207,7 +207,24 @@ export class Topology extends EventEmitter {
     if (FAILOVER_START_EVENTS.has(e.channel)) this.markFailover(true)
     if (FAILOVER_END_EVENTS.has(e.channel)) this.markFailover(false)
     this.events.note(e)
+    this.pinGrown(e)
     this.requestRefresh()
+  }
+
+  /**
+   * A replica a sentinel no longer flags down (`-sdown`) or has just converted counts in the WAIT
+   * count at once, not only once a refresh has read it: a refresh can take seconds (a node just back
+   * from a partition answers nothing on the connection that was cut), and meanwhile writes would be
+   * acknowledged without the node the sentinels may promote next (partition suite f). Writes then
+   * wait for it to attach; the first refresh started after the event decides whether it stays.
+   */
+  private pinGrown (e: SentinelEvent): void {
+    const node = grownReplica(e)
+    const master = this.state.master
+    if (node === null || master === null || node === nodeKey(master) || this.pinned.has(node)) return
+    this.pinned.add(node)
+    this.state = { ...this.state, requiredReplicas: Math.max(this.state.requiredReplicas, this.pinned.size) }
+    this.emit('change', this.state)
   }
 
   private markFailover (on: boolean): void {
@@ -245,8 +262,10 @@ export class Topology extends EventEmitter {
     // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old
     // master back from a cut, still reporting master, listed again, then promoted.
     for (const v of verdicts) if (!down.has(v.key)) this.pinned.add(v.key)
-    for (const v of verdicts) if (down.has(v.key)) this.pinned.delete(v.key)
-    for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k)) this.pinned.delete(k)
+    // ...unless a growth event named it after this refresh read the sentinels (see pinGrown).
+    const stale = (k: string): boolean => this.events.grewSince(k, startedAt)
+    for (const v of verdicts) if (down.has(v.key) && !stale(v.key)) this.pinned.delete(v.key)
+    for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k) && !stale(k)) this.pinned.delete(k)
 
     const lagLimit = this.config.replicaMaxLagBytes
     const replicas = verdicts.map(v => replicaState(v, attached.get(v.key), info, this.links, lagLimit))

@@ -1,6 +1,6 @@
 /** EventView: which sentinel events put the gateway's view behind, and until when (pure logic). */
 import t from 'tap'
-import { EventView } from '../src/sentinel/event-view.js'
+import { EventView, grownReplica } from '../src/sentinel/event-view.js'
 
 const ev = (channel: string, message = ''): { sentinel: string; channel: string; message: string } => ({ sentinel: 's:1', channel, message })
 
@@ -36,4 +36,22 @@ t.test('+switch-master holds writes to any other master until a refresh after it
   const old = new EventView()
   old.note(ev('+switch-master', 'mymaster 127.0.0.1 7000 127.0.0.1 7001'), Date.now() - 6000)
   t.notOk(old.behindSwitch('127.0.0.1:7000'), 'bounded to 5 s')
+})
+
+t.test('a growth event names its replica, which a refresh that read the sentinels before it must not drop', async t => {
+  t.equal(grownReplica(ev('-sdown', 'slave 10.0.0.1:6379 10.0.0.1 6379 @ m 10.0.0.2 6379')), '10.0.0.1:6379')
+  t.equal(grownReplica(ev('+convert-to-slave', 'slave 127.0.0.1:45693 127.0.0.1 45693 @ mymaster 127.0.0.1 37449')), '127.0.0.1:45693')
+  t.equal(grownReplica(ev('-sdown', 'master m 10.0.0.2 6379')), null, 'the master back: no replica')
+  t.equal(grownReplica(ev('-sdown', 'sentinel 1a2b 10.0.0.9 26379 @ m 10.0.0.2 6379')), null, 'a sentinel back: no replica')
+  t.equal(grownReplica(ev('+sdown', 'slave 10.0.0.1:6379 10.0.0.1 6379 @ m 10.0.0.2 6379')), null, '+sdown shrinks, never grows')
+  t.equal(grownReplica(ev('+slave', 'slave 10.0.0.1:6379 10.0.0.1 6379 @ m 10.0.0.2 6379')), null, '+slave is no growth event (see above)')
+
+  const v = new EventView()
+  const at = Date.now()
+  v.note(ev('-sdown', 'slave 10.0.0.1:6379 10.0.0.1 6379 @ m 10.0.0.2 6379'), at)
+  t.ok(v.grewSince('10.0.0.1:6379', at - 5), 'a refresh started before the event: stale for that node')
+  t.notOk(v.grewSince('10.0.0.1:6379', at + 5), 'a refresh started after it: not stale')
+  t.notOk(v.grewSince('10.0.0.3:6379', at - 5), 'another node: not stale')
+  v.refreshed(at + 5)
+  t.notOk(v.grewSince('10.0.0.1:6379', at - 5), 'forgotten once a refresh started after it completed')
 })

@@ -16,7 +16,19 @@ const GROWTH_HOLD_MAX_MS = 1000
 /** Longest a `+switch-master` holds writes to another master than the one it names. */
 const SWITCH_HOLD_MAX_MS = 5000
 
+/**
+ * The replica a growth event names ("host:port"), or null: `<type> <name> <ip> <port> @ <master-name>
+ * <master-ip> <master-port>` with type `slave`.
+ */
+export function grownReplica (e: SentinelEvent): string | null {
+  if (!GROWTH_EVENTS.has(e.channel)) return null
+  const p = e.message.split(' ')
+  return p[0] === 'slave' && p[4] === '@' && p[2] !== undefined && p[3] !== undefined ? `${p[2]}:${p[3]}` : null
+}
+
 export class EventView {
+  /** Replicas named by a growth event, and when: they count in the WAIT count at once (see grewSince). */
+  private readonly grown = new Map<string, number>()
   private grewAt = 0
   private refreshedFrom = 0
   /** The master the last `+switch-master` named ("host:port"), and when it arrived. */
@@ -26,6 +38,8 @@ export class EventView {
   /** Notes one sentinel event about our master set. */
   note (e: SentinelEvent, now = Date.now()): void {
     if (GROWTH_EVENTS.has(e.channel)) this.grewAt = now
+    const node = grownReplica(e)
+    if (node !== null) this.grown.set(node, now)
     if (e.channel === '+switch-master') {
       // <name> <old-ip> <old-port> <new-ip> <new-port>
       const [, , , host, port] = e.message.split(' ')
@@ -35,7 +49,19 @@ export class EventView {
   }
 
   /** A refresh that started at `startedAt` completed. */
-  refreshed (startedAt: number): void { this.refreshedFrom = startedAt }
+  refreshed (startedAt: number): void {
+    this.refreshedFrom = startedAt
+    for (const [node, at] of this.grown) if (at < startedAt) this.grown.delete(node)
+  }
+
+  /**
+   * A growth event named `node` at or after `startedAt`: a refresh that started then read the
+   * sentinels before it, and must not drop the node from the WAIT count on that stale answer.
+   */
+  grewSince (node: string, startedAt: number): boolean {
+    const at = this.grown.get(node)
+    return at !== undefined && at >= startedAt
+  }
 
   /** A node may have become promotable that the last completed refresh did not see. */
   get behindGrowth (): boolean {
