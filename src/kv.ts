@@ -18,6 +18,7 @@ import type { InvalidationTracker } from './cache/tracking.js'
 import type { Config, Durability } from './config.js'
 import { GatewayError, unavailable } from './errors.js'
 import { readValue, type ReadValue } from './etag.js'
+import { askingEach, type AskTarget, type Redirects } from './cluster/ask.js'
 import { isNodeFault } from './redis/faults.js'
 import { nextCheckPhase } from './next-check-phase.js'
 import { GroupCommit } from './redis/group-commit.js'
@@ -55,17 +56,36 @@ class NotConfirmedError extends Error {
 /** Sends one write command on `c` and returns its reply (`sentBefore`: an earlier attempt of this request was sent). */
 type WriteCommand = (c: Redis, sentBefore: boolean) => Promise<unknown>
 
+/**
+ * Per-connection write state, shared by every KvService on the same connections: Cluster mode runs
+ * one per hash slot (src/cluster/kv.ts), and writes of different slots sent on one connection to
+ * their shard's master then share that connection's ROLE + WAIT, as all writes do in Sentinel mode.
+ * Both are keyed by connection: a write is still confirmed only by the ROLE and WAIT sent after it
+ * on its own connection.
+ */
+const perConnections = new WeakMap<Connections, { groups: GroupCommit; putScript: PutScript }>()
+
+function connectionStateOf (connections: Connections): { groups: GroupCommit; putScript: PutScript } {
+  let s = perConnections.get(connections)
+  if (s === undefined) perConnections.set(connections, s = { groups: new GroupCommit(), putScript: new PutScript() })
+  return s
+}
+
 export class KvService {
   /** Runs the Upstash endpoint's commands (created on first use). */
   private runner?: CommandRunner
   /** Concurrent writes on one connection share one ROLE + WAIT. */
-  private readonly groups = new GroupCommit()
+  private readonly groups: GroupCommit
   /** PUT_SCRIPT by SHA where the server has it. */
-  private readonly putScript = new PutScript()
+  private readonly putScript: PutScript
 
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
-    private readonly router: ReadRouter, private readonly near?: ReadCache) {}
+    private readonly router: ReadRouter, private readonly near?: ReadCache,
+    /** Cluster mode: resolves ASK answers (a migrating slot), followed once to the importing node. */
+    private readonly redirects?: Redirects) {
+    ({ groups: this.groups, putScript: this.putScript } = connectionStateOf(connections))
+  }
 
   /**
    * GET: a replica by the read strategy, else (or on its failure) the master. A value larger than
@@ -118,7 +138,7 @@ export class KvService {
         // caller here (partition suite d: the remaining 404s of kept keys came from such a master).
         const master = opts.consistency === 'strong' ? await this.topology.writableMaster(deadline) : this.topology.snapshot.master
         if (master !== null && !this.breakers.isOpen(nodeKey(master))) {
-          const r = await this.readFrom(master, 'master', key)
+          const r = await this.readMaster(master, key)
           if (r !== null) return r
         }
       } catch (err) {
@@ -166,7 +186,7 @@ export class KvService {
    * retries and replica-confirmed writes: see src/upstash/runner.ts.
    */
   async commands (cmds: ReadonlyArray<ReadonlyArray<string | Buffer>>, opts: CommandOptions): Promise<CommandsResult> {
-    this.runner ??= new CommandRunner(this.config, this.topology, this.connections, this.breakers, this.router)
+    this.runner ??= new CommandRunner(this.config, this.topology, this.connections, this.breakers, this.router, this.redirects)
     return await this.runner.run(cmds, opts)
   }
 
@@ -203,15 +223,21 @@ export class KvService {
     const outcomeUnknown = (cause: unknown): GatewayError => new GatewayError('GW_ERR_WRITE_OUTCOME_UNKNOWN',
       'the write may have reached the master but was not confirmed on the replicas in time: it may or may not persist; retrying the same request is safe',
       { cause, retryAfter: 1 })
+    let ask: AskTarget | null = null
     for (let attempt = 0; ; attempt++) {
+      // After an ASK: this one attempt goes to the importing node, confirmed by ITS shard's replicas.
+      const via: AskTarget | null = ask
+      ask = null
+      const view = via?.shard ?? this.topology
+      const wasSent: boolean = sent
       let master: NodeAddress
       try {
-        master = await this.topology.writableMaster(deadline, mode)
+        master = await view.writableMaster(deadline, mode)
       } catch (err) {
         throw sent ? outcomeUnknown(err) : err
       }
       const node = nodeKey(master)
-      const n = this.topology.waitCount(mode)
+      const n = view.waitCount(mode)
       try {
         const pool = this.connections.get(master)
         let conn: Redis | undefined
@@ -222,7 +248,7 @@ export class KvService {
           const sentBefore = sent
           sent = true
           const out = await this.groups.write(c, n, this.config.waitTimeoutMs, this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0),
-            `write on ${node}`, (c) => command(c, sentBefore))
+            `write on ${node}`, via === null ? (c) => command(c, sentBefore) : (c) => askingEach(c, [async () => await command(c, sentBefore)])[0]!)
           if (!Array.isArray(out.role) || out.role[0] !== 'master') {
             throw Object.assign(new Error(`READONLY ${node} no longer reports itself master`), { name: 'ReplyError' })
           }
@@ -241,9 +267,9 @@ export class KvService {
         const acked = n > 0 ? res.acked : 0
         if (acked < n) throw new NotConfirmedError(`write confirmed by ${acked} of ${n} replicas within ${this.config.waitTimeoutMs} ms`)
         // A node became promotable while this write was in flight: confirm again with it counted.
-        if (!this.topology.ackCovers(mode, n)) throw new NotConfirmedError(`the WAIT count grew from ${n} while the write was in flight`)
+        if (!view.ackCovers(mode, n)) throw new NotConfirmedError(`the WAIT count grew from ${n} while the write was in flight`)
         const role = res.role as [string, number]
-        this.topology.noteAcknowledged(node, Number(role[1]))
+        view.noteAcknowledged(node, Number(role[1]))
         return { outcome, result: { syncToken: String(role[1]), node, replicas: acked } }
       } catch (err) {
         if (err instanceof GatewayError) {
@@ -253,6 +279,9 @@ export class KvService {
           throw err
         }
         if (!(err instanceof NotConfirmedError) && !isNodeFault(err)) throw userError(err)
+        // ASK: the old owner did not run it (so it counts as not sent); once, at once, to the importing node.
+        ask = via === null ? this.redirects?.askTarget(err) ?? null : null
+        if (ask !== null) { sent = wasSent; attempt--; continue }
         lastErr = err
         this.topology.requestRefresh()
       }
@@ -264,10 +293,25 @@ export class KvService {
   }
 
   /**
+   * A read on the master; an ASK answer (its slot migrating, the key moved) is followed once to the
+   * importing master, whose answer never fills the near-cache (no invalidation tracks it there).
+   */
+  private async readMaster (master: NodeAddress, key: string): Promise<ReadResult | null> {
+    try {
+      return await this.readFrom(master, 'master', key)
+    } catch (err) {
+      const ask = this.redirects?.askTarget(err) ?? null
+      if (ask === null) throw err
+      return await this.readFrom(ask.node, 'master', key, undefined, false, true)
+    }
+  }
+
+  /**
    * One read on one node; null when a sync token is given and the replica is not there yet.
    * `fill`: store the answer in the near-cache, if the connection it is read on is tracked.
+   * `asking`: ASKING before each command (an ASK redirect).
    */
-  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number, fill = false): Promise<ReadResult | null> {
+  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number, fill = false, asking = false): Promise<ReadResult | null> {
     const node = nodeKey(addr)
     const started = performance.now()
     let answer: CachedValue | undefined
@@ -277,9 +321,9 @@ export class KvService {
       const pending: Fill | undefined = fill && this.near?.tracker.canFill(node, c) === true ? this.near.cache.begin(key) : undefined
       try {
         // Two or three commands in one socket write, without the cost of an ioredis Pipeline.
-        const res: unknown[] = await corked(c, () => Promise.all([
-          ...(syncToken !== undefined ? [c.role()] : []), c.getBuffer(key), c.ttl(key)
-        ]))
+        const res: unknown[] = await corked(c, () => Promise.all(asking
+          ? askingEach<unknown>(c, [async () => await c.getBuffer(key), async () => await c.ttl(key)])
+          : [...(syncToken !== undefined ? [c.role()] : []), c.getBuffer(key), c.ttl(key)]))
         if (pending !== undefined) {
           const value = res[0] as Buffer | null
           // Keys with a TTL are not cached (their expiry would have to be tracked here too).

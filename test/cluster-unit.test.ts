@@ -1,6 +1,8 @@
 /** Pure logic of Cluster mode: CLUSTER NODES parsing, shards and slot table, the slot a command addresses. */
 import calculateSlot from 'cluster-key-slot'
 import t from 'tap'
+import { askedOf, askOf } from '../src/cluster/ask.js'
+import type { KvTopology } from '../src/cluster/shard.js'
 import { CROSSSLOT, slotOf } from '../src/cluster/commands.js'
 import { parseClusterNodes, rangesText, shardsOf, slotTable } from '../src/cluster/nodes.js'
 
@@ -20,6 +22,8 @@ t.test('CLUSTER NODES: roles, flags, epochs, slots (migration markers skipped), 
   t.same(nodes.map(n => n.id), ['a1', 'a2', 'a3', 'b3', 'b1', 'b2'], 'the node without an address is skipped')
   const a2 = nodes.find(n => n.id === 'a2')!
   t.same(a2.slots, [[5461, 10922]], 'a migrating marker is not a slot range')
+  t.same(a2.migrating, [5461], 'it names a slot being migrated away')
+  t.same(nodes.find(n => n.id === 'a1')!.migrating, [], 'none elsewhere')
   t.equal(nodes.find(n => n.id === 'a3')!.failed, true, 'fail')
   t.equal(nodes.find(n => n.id === 'b2')!.suspected, true, 'fail?')
   t.equal(nodes.find(n => n.id === 'b2')!.failed, false, 'fail? is not fail')
@@ -48,4 +52,27 @@ t.test('the slot of a command: its keys\' slot, CROSSSLOT across slots, keyless 
   t.match((slotOf(['scan', '0']) as Error).message, /names no key/, 'SCAN would see one shard: refused')
   t.match((slotOf(['no-such-command']) as Error).message, /cannot be located/)
   t.equal(CROSSSLOT, "CROSSSLOT Keys in request don't hash to the same slot", 'Redis\'s own words')
+})
+
+t.test('an ASK answer: its slot and node; other errors are none', async t => {
+  const reply = (message: string): Error => Object.assign(new Error(message), { name: 'ReplyError' })
+  t.same(askOf(reply('ASK 3999 127.0.0.1:7002')), { slot: 3999, node: { host: '127.0.0.1', port: 7002 } })
+  t.same(askOf(reply('ASK 1 redis-a.internal:6379')), { slot: 1, node: { host: 'redis-a.internal', port: 6379 } }, 'a host name')
+  t.equal(askOf(reply('MOVED 3999 127.0.0.1:7002')), null, 'MOVED is no ASK')
+  t.equal(askOf(new Error('ASK 3999 127.0.0.1:7002')), null, 'only a Redis reply')
+  t.equal(askOf(reply('TRYAGAIN Multiple keys request during rehashing of slot')), null)
+})
+
+t.test('the commands of a batch answered ASK, and where they go', async t => {
+  const reply = (message: string): Error => Object.assign(new Error(message), { name: 'ReplyError' })
+  const shard = {} as unknown as KvTopology
+  const redirects = { askTarget: (err: unknown) => { const a = askOf(err); return a === null || a.node.port === 9 ? null : { node: a.node, shard } } }
+  const ask = (port: number): Error => reply(`ASK 5 127.0.0.1:${port}`)
+  t.same(askedOf([[null, 'OK'], [ask(7002), null], [reply('ERR x'), null], [ask(7002), null]], false, redirects)?.idx, [1, 3], 'a pipeline: the commands answered ASK')
+  t.equal(askedOf([[null, 'OK'], [ask(7002), null]], false, undefined), null, 'Sentinel mode: none')
+  t.equal(askedOf([[ask(7002), null], [ask(7003), null]], false, redirects), null, 'two importing nodes: retried the ordinary way')
+  t.equal(askedOf([[ask(9), null]], false, redirects), null, 'a node that is no shard\'s master: retried')
+  const aborted = reply('EXECABORT Transaction discarded because of previous errors.')
+  t.same(askedOf([[null, 'OK'], [null, 'QUEUED'], [ask(7002), null], [aborted, null]], true, redirects)?.idx, [0, 1], 'a transaction: all of it')
+  t.equal(askedOf([[null, 'OK'], [null, 'QUEUED'], [null, [1]]], true, redirects), null, 'a transaction that ran')
 })

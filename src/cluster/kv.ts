@@ -8,12 +8,11 @@
 import calculateSlot from 'cluster-key-slot'
 import type { Breakers } from '../breakers.js'
 import type { Config, Durability } from '../config.js'
-import { GatewayError } from '../errors.js'
 import { KvService, type DeleteResult, type PutOptions, type PutResult, type ReadCache, type ReadOptions, type ReadResult } from '../kv.js'
 import type { Connections } from '../redis/connections.js'
 import type { ReadRouter } from '../routing.js'
 import type { Topology } from '../topology.js'
-import type { CommandReply } from '../upstash/outcomes.js'
+import { partError, type CommandReply } from '../upstash/outcomes.js'
 import { UpstashHttpError } from '../upstash/protocol.js'
 import type { CommandOptions, CommandsResult } from '../upstash/runner.js'
 import { CROSSSLOT, refused, slotOf } from './commands.js'
@@ -36,11 +35,12 @@ export class ClusterKvService implements KvApi {
     private readonly connections: Connections, private readonly breakers: Breakers, private readonly router: ReadRouter,
     private readonly near?: ReadCache) {}
 
-  async get (key: string, opts: ReadOptions): Promise<ReadResult> { return await this.of(key).get(key, opts) }
+  // The slot's service's own promise, not awaited again here: no second promise per request.
+  get (key: string, opts: ReadOptions): Promise<ReadResult> { return this.of(key).get(key, opts) }
 
-  async put (key: string, value: Buffer, opts: PutOptions): Promise<PutResult> { return await this.of(key).put(key, value, opts) }
+  put (key: string, value: Buffer, opts: PutOptions): Promise<PutResult> { return this.of(key).put(key, value, opts) }
 
-  async delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> { return await this.of(key).delete(key, opts) }
+  delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> { return this.of(key).delete(key, opts) }
 
   /**
    * The command endpoint (Upstash): each command on the shard serving its slot (CROSSSLOT for one
@@ -87,7 +87,7 @@ export class ClusterKvService implements KvApi {
     for (const [p, r] of settled.entries()) {
       const { idx } = parts[p]!
       if (r.status === 'rejected') {
-        const err = replyError(r.reason)
+        const err = partError(r.reason)
         for (const i of idx) replies[i] = [err, null]
         continue
       }
@@ -104,17 +104,12 @@ export class ClusterKvService implements KvApi {
     if (s === undefined) {
       // The view offers everything KvService asks of a topology (KvTopology, checked in shard.ts);
       // KvService's constructor names the Sentinel-mode class, hence the cast.
-      s = new KvService(this.config, new SlotView(slot, this.topology) as unknown as Topology, this.connections, this.breakers, this.router, this.near)
+      // The topology resolves ASK answers (a migrating slot) to the importing node's shard.
+      s = new KvService(this.config, new SlotView(slot, this.topology) as unknown as Topology, this.connections, this.breakers, this.router, this.near, this.topology)
       this.services.set(slot, s)
     }
     return s
   }
 
   private of (key: string): KvService { return this.on(calculateSlot(key)) }
-}
-
-/** A part's failure as its commands' error reply, in the endpoint's words (`CODE message`). */
-function replyError (reason: unknown): Error {
-  if (reason instanceof GatewayError) return new Error(reason.code === 'GW_ERR_INTERNAL' ? 'GW_ERR_INTERNAL internal error' : `${reason.code} ${reason.message}`)
-  return reason instanceof Error ? reason : new Error(String(reason))
 }

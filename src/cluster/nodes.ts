@@ -21,6 +21,8 @@ export interface ClusterNode extends NodeAddress {
   epoch: number
   /** Served slot ranges, inclusive (masters only; migrating/importing markers skipped). */
   slots: Array<[number, number]>
+  /** Slots it is migrating away (`[slot->-id]`: a node lists them on its own line only). */
+  migrating: number[]
 }
 
 /** One master and the replicas following it. */
@@ -37,7 +39,10 @@ export function parseClusterNodes (text: string): ClusterNode[] {
     if (m === null || m[1] === '' || m[2] === '0') continue
     const flags = f[2]!.split(',')
     const slots: Array<[number, number]> = []
+    const migrating: number[] = []
     for (const s of f.slice(8)) {
+      const m = /^\[(\d+)->-/.exec(s)
+      if (m !== null) migrating.push(Number(m[1]))
       if (s.startsWith('[')) continue
       const [a, b] = s.split('-').map(Number)
       if (Number.isInteger(a)) slots.push([a!, Number.isInteger(b) ? b! : a!])
@@ -51,7 +56,8 @@ export function parseClusterNodes (text: string): ClusterNode[] {
       failed: flags.includes('fail'),
       suspected: flags.includes('fail?') || flags.includes('noaddr') || flags.includes('handshake'),
       epoch: Number(f[6]),
-      slots
+      slots,
+      migrating
     })
   }
   return out

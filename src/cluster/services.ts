@@ -33,6 +33,9 @@ export function createClusterServices (config: Config, log: Logger): ClusterServ
   // The near-cache tracks every readable replica of every shard (CLIENT TRACKING per node); it is
   // flushed when a shard's master, the highest config epoch or the set of readable replicas changes.
   const near = nearCacheFor(config, connections, topology, log)
+  // A slot starting to migrate: a value its old owner's replica answered may be stale already (its
+  // key moved away, no invalidation will come): flushed; the slot's reads then go to the master.
+  if (near !== undefined) topology.on('slot-migrating', () => near.cache.flush('topology'))
   const kv = new ClusterKvService(config, topology, connections, breakers, router, near)
   return { connections, topology, breakers, router, kv, ...(near !== undefined ? { near } : {}) }
 }

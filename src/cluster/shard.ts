@@ -161,9 +161,16 @@ export class Shard implements KvTopology {
  * request retried after a MOVED (a slot migrated to another shard) goes to the new owner.
  */
 export class SlotView implements KvTopology {
-  constructor (private readonly slot: number | null, private readonly shards: { shardForSlot (slot: number | null): Shard }) {}
+  constructor (private readonly slot: number | null,
+    private readonly shards: { shardForSlot (slot: number | null): Shard; migrating (slot: number): boolean }) {}
+
   private get shard (): Shard { return this.shards.shardForSlot(this.slot) }
-  get snapshot (): TopologySnapshot { return this.shard.snapshot }
+  /** While the slot migrates, no replica: its reads go to the master, which follows ASK for moved keys. */
+  get snapshot (): TopologySnapshot {
+    const s = this.shard.snapshot
+    return this.slot !== null && s.replicas.length > 0 && this.shards.migrating(this.slot) ? { ...s, replicas: [] } : s
+  }
+
   async writableMaster (deadline: number, mode?: Durability): Promise<NodeAddress> { return await this.shard.writableMaster(deadline, mode) }
   waitCount (mode: Durability): number { return this.shard.waitCount(mode) }
   ackCovers (mode: Durability, n: number): boolean { return this.shard.ackCovers(mode, n) }

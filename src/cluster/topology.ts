@@ -22,6 +22,7 @@ import type { AckedPosition } from '../sentinel/history.js'
 import type { SentinelStatus } from '../sentinel/sentinels.js'
 import type { Topology } from '../topology.js'
 import type { TopologySnapshot } from '../topology-types.js'
+import { askOf, type AskTarget, type Redirects } from './ask.js'
 import { parseClusterNodes, shardsOf, slotTable, type ClusterNode, type ShardNodes } from './nodes.js'
 import { Shard } from './shard.js'
 import { Refresher } from '../refresher.js'
@@ -40,8 +41,11 @@ const ANSWER_GRACE_MS = 50
 type SentinelModeFacade = Pick<Topology, 'snapshot' | 'sentinelStatuses' | 'lastAcknowledged' | 'notWritableReason' | 'start' |
   'requestRefresh' | 'changedOrTimeout' | 'waitCount' | 'close'>
 
-/** The shards and the slot map; emits 'change' after each refresh, 'master-change' and 'shard-failover' per shard failover. */
-export class ClusterTopology extends EventEmitter implements SentinelModeFacade {
+/**
+ * The shards and the slot map; emits 'change' after each refresh, 'master-change' and 'shard-failover'
+ * per shard failover, 'slot-migrating' when a slot starts migrating.
+ */
+export class ClusterTopology extends EventEmitter implements SentinelModeFacade, Redirects {
   /** No sentinels in Cluster mode: listeners of sentinel events (the ops page) hear none. */
   readonly sentinels = new EventEmitter()
   private shardList: Shard[] = []
@@ -54,6 +58,8 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade 
   private readonly known = new Map<string, NodeAddress>()
   /** Nodes the last view flags `fail`: not asked (they would only cost a timeout). */
   private failedNodes = new Set<string>()
+  /** Slots some node is migrating away (see migrating()). */
+  private migratingSlots = new Set<number>()
   readonly links: ReplicaLinks
   private summary: TopologySnapshot
 
@@ -81,6 +87,35 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade 
   /** The WAIT count of `mode` on the shard needing the fewest (the summary's; each shard pins its own). */
   waitCount (mode: Durability): number {
     return mode === 'none' ? 0 : mode === 'all' ? this.summary.allReplicas : this.summary.requiredReplicas
+  }
+
+  /**
+   * Where an ASK answer sends a command: the importing node and the shard it is master of (its WAIT
+   * count confirms a write there). Null when `err` is no ASK, or the node is no shard's master in
+   * this view (a new empty master: the request is then retried until the migration ends).
+   */
+  askTarget (err: unknown): AskTarget | null {
+    const ask = askOf(err)
+    if (ask === null) return null
+    // Reads of the slot go to its master from now on (see migrating()); the next refresh confirms.
+    if (!this.migratingSlots.has(ask.slot)) { this.migratingSlots.add(ask.slot); this.emit('slot-migrating', ask.slot); this.requestRefresh() }
+    const key = nodeKey(ask.node)
+    const shard = this.shardList.find(s => s.snapshot.master !== null && nodeKey(s.snapshot.master) === key)
+    return shard === undefined ? null : { node: ask.node, shard }
+  }
+
+  /**
+   * True while `slot` migrates (a node listed it `[slot->-id]` in its last CLUSTER NODES answer, or
+   * an ASK for it was met since): the old owner's replicas already lack the keys it moved, so its
+   * reads go to the shard master, which answers ASK for those (followed, src/cluster/ask.ts).
+   */
+  migrating (slot: number): boolean { return this.migratingSlots.has(slot) }
+
+  /** The slots migrating now; 'slot-migrating' for each new one (the near-cache flushes: src/cluster/services.ts). */
+  private noteMigrating (now: Set<number>): void {
+    const fresh = [...now].filter(s => !this.migratingSlots.has(s))
+    this.migratingSlots = now
+    for (const s of fresh) this.emit('slot-migrating', s)
   }
 
   /** The shard serving hash slot `slot` (null: the first shard, for commands naming no key); 503 when none. */
@@ -214,10 +249,13 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade 
       let chosen: ClusterNode[] | null = null
       let score = -1
       let timer: NodeJS.Timeout | undefined
-      const finish = (): void => { clearTimeout(timer); resolve(chosen) }
+      // Each node lists only its own migrating slots: every answer counts.
+      const migrating = new Set<number>()
+      const finish = (): void => { clearTimeout(timer); if (chosen !== null) this.noteMigrating(migrating); resolve(chosen) }
       for (const addr of targets) {
         void this.askNodes(addr).then(nodes => {
           if (nodes === null) return
+          for (const n of nodes) for (const s of n.migrating) migrating.add(s)
           const sc = nodes.filter(n => n.role === 'master' && n.slots.length > 0).reduce((sum, n) => sum + n.epoch, 0)
           if (sc > score) { chosen = nodes; score = sc }
           timer ??= setTimeout(finish, ANSWER_GRACE_MS)

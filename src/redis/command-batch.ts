@@ -36,6 +36,11 @@ const MESSAGES: Record<GuardReason, string> = { depth: REPLY_TOO_DEEP, bytes: RE
 export interface Around {
   head?: (c: Redis) => Array<Promise<unknown>>
   tail?: (c: Redis) => Array<Promise<unknown>>
+  /**
+   * ASKING before each user command (Redis Cluster's ASK redirect; it lasts one command), once
+   * before MULTI for a transaction (it lasts until EXEC). Its own answers are not in the result.
+   */
+  asking?: boolean
 }
 
 /**
@@ -59,9 +64,13 @@ export async function sendBatch (c: Redis, cmds: Cmds, transaction: boolean, lim
   const sent = corked(c, () => {
     const head = around.head?.(c) ?? []
     const user: Array<Promise<unknown>> = []
-    if (transaction) user.push(c.callBuffer('MULTI'))
+    const asking = (): void => { if (around.asking === true) c.asking().catch(() => { /* the command's own answer tells */ }) }
+    if (transaction) { asking(); user.push(c.callBuffer('MULTI')) }
     // Upper-case names: ioredis keys its reply transformers (HGETALL -> object) by lower-case name.
-    for (const [name, ...args] of cmds) user.push(c.callBuffer(String(name).toUpperCase(), ...args))
+    for (const [name, ...args] of cmds) {
+      if (!transaction) asking()
+      user.push(c.callBuffer(String(name).toUpperCase(), ...args))
+    }
     if (transaction) user.push(c.callBuffer('EXEC'))
     return [...head, ...user.map(p => p.then(bounded)), ...(around.tail?.(c) ?? [])]
   })

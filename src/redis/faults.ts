@@ -6,9 +6,11 @@
 /**
  * Reply prefixes that mean "this node cannot serve this now", typically during a failover. MOVED,
  * ASK and CLUSTERDOWN only come from Redis Cluster (REDIS_CLUSTER_NODES): the slot is served
- * elsewhere now, or the cluster is reconfiguring; the command was not run.
+ * elsewhere now, or the cluster is reconfiguring; the command was not run. TRYAGAIN (a multi-key
+ * command on a migrating slot whose keys are split, or new) is Redis's answer to the client, as
+ * Redis Cluster gives it: no node would serve it until the migration ends.
  */
-const NODE_FAULT_REPLIES = /^(READONLY|LOADING|MASTERDOWN|BUSY|NOREPLICAS|TRYAGAIN|NOSCRIPT_FAILOVER|UNBLOCKED|MOVED|ASK|CLUSTERDOWN)\b/
+const NODE_FAULT_REPLIES = /^(READONLY|LOADING|MASTERDOWN|BUSY|NOREPLICAS|NOSCRIPT_FAILOVER|UNBLOCKED|MOVED|ASK|CLUSTERDOWN)\b/
 
 /**
  * Redis Cluster's "not here / not now" answers (MOVED, ASK, CLUSTERDOWN): retried like a node

@@ -8,9 +8,9 @@ import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
 import type { Connections } from '../redis/connections.js'
 import type { Topology } from '../topology.js'
-import { withTimeout } from '../redis/faults.js'
 import { type CommandTable, CommandTables } from './command-table.js'
 import { type Arg, CommandRefused, type Decision, decide, NoPermission, type PolicySettings, type ReplyFilter } from './policy.js'
+import { KeyNodes } from './key-node.js'
 import { isReservedChannel, isReservedKey } from './reserved.js'
 
 /** How old the table must be before a command it lacks makes the gate read it again. */
@@ -19,9 +19,11 @@ const UNKNOWN_REFRESH_MS = 10_000
 export class CommandGate {
   readonly tables: CommandTables
   private readonly settings: PolicySettings
+  private readonly keyNodes: KeyNodes
 
-  constructor (private readonly config: Config, private readonly topology: Topology, private readonly connections: Connections) {
+  constructor (config: Config, topology: Topology, connections: Connections) {
     this.tables = new CommandTables(topology, connections, config.commandTimeoutMs)
+    this.keyNodes = new KeyNodes(topology, connections, config)
     this.settings = { deny: new Set(config.upstashDenyCommands), maxValueBytes: config.maxValueBytes }
   }
 
@@ -60,15 +62,15 @@ export class CommandGate {
     return out
   }
 
-  /** APPEND may not grow a value past KV_MAX_VALUE_BYTES: its current length, read on the master just before. */
+  /**
+   * APPEND may not grow a value past KV_MAX_VALUE_BYTES: its current length, read just before on
+   * the node the APPEND runs on (the master; in Cluster mode its slot's shard master).
+   */
   private async checkAppend ({ key, adds }: { key: Arg; adds: number }): Promise<void> {
-    const master = this.topology.snapshot.master
-    if (master === null) throw new GatewayError('GW_ERR_REDIS_UNAVAILABLE', 'no master is known', { retryAfter: 1 })
+    const node = this.keyNodes.nodeOf(key)
     let length: number
     try {
-      // As the data user (the control user may not read client keys), bounded like any command.
-      const client = await this.connections.get(master).commands(this.config.connectTimeoutMs)
-      length = Number(await withTimeout('STRLEN', this.config.commandTimeoutMs, async () => await client.strlen(key)))
+      length = await this.keyNodes.strlen(key, node)
     } catch (err) {
       // WRONGTYPE: APPEND itself will answer that error.
       if (err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('WRONGTYPE')) return

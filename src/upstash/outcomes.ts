@@ -18,8 +18,12 @@ export class TransactionAbortedError extends Error {
   constructor (message: string) { super(message); this.name = 'TransactionAbortedError' }
 }
 
-/** Replies of a node that refused a command before running it: nothing was applied. */
-export const REFUSED_REPLY = /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS|TRYAGAIN|BUSY)\b/
+/**
+ * Replies of a node that refused a command before running it: nothing was applied. MOVED, ASK and
+ * CLUSTERDOWN (Redis Cluster): the slot is served elsewhere, or not now. (TRYAGAIN is Redis's
+ * answer to the client: see src/redis/faults.ts.)
+ */
+export const REFUSED_REPLY = /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS|BUSY|MOVED|ASK|CLUSTERDOWN)\b/
 /** ioredis refusing to send (connection not writable, no offline queue): nothing was sent. */
 export const NOT_SENT = /Stream isn't writeable|enableOfflineQueue/
 
@@ -107,6 +111,12 @@ export function writeState (out: PipelineResult, transaction: boolean, readOnly:
     else if (/script/i.test(err.message)) applied = true
   })
   return applied ? 'applied' : wasRefused ? 'refused' : 'nothing'
+}
+
+/** A part's failure (a shard's, a redirect's) as its commands' error reply, in the endpoint's words (`CODE message`). */
+export function partError (reason: unknown): Error {
+  if (reason instanceof GatewayError) return new Error(reason.code === 'GW_ERR_INTERNAL' ? 'GW_ERR_INTERNAL internal error' : `${reason.code} ${reason.message}`)
+  return reason instanceof Error ? reason : new Error(String(reason))
 }
 
 export function firstError (out: PipelineResult): Error | undefined {

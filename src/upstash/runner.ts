@@ -19,6 +19,8 @@
  */
 import type { Redis } from 'ioredis'
 import { pingsControl, type Breakers } from '../breakers.js'
+import { askedOf, askOf, type Asked, type AskTarget, type Redirects } from '../cluster/ask.js'
+import type { KvTopology } from '../cluster/shard.js'
 import type { Config, Durability } from '../config.js'
 import { GatewayError, unavailable } from '../errors.js'
 import type { Role } from '../kv.js'
@@ -29,7 +31,7 @@ import type { ReadRouter } from '../routing.js'
 import { backoffWithin } from '../retry.js'
 import type { Topology } from '../topology.js'
 import {
-  commandReplies, final, firstError, isRefusal, MissingOnReplica, missingOnReplica, outcomeUnknown, SentFault, TransactionAbortedError,
+  commandReplies, final, firstError, isRefusal, MissingOnReplica, missingOnReplica, outcomeUnknown, partError, SentFault, TransactionAbortedError,
   writeState, type CommandReply
 } from './outcomes.js'
 
@@ -72,7 +74,7 @@ const KILL: Readonly<Record<string, readonly string[]>> = {
 export class CommandRunner {
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
-    private readonly router: ReadRouter) {}
+    private readonly router: ReadRouter, private readonly redirects?: Redirects) {}
 
   async run (cmds: Cmds, opts: CommandOptions): Promise<CommandsResult> {
     if (cmds.length === 0) throw new TypeError('no command to run')
@@ -123,8 +125,11 @@ export class CommandRunner {
   /**
    * One attempt on one node; null for a replica behind the sync token. Throws the node's fault when
    * nothing ran (not sent, or refused: LOADING, READONLY, BUSY...), SentFault once it was sent.
+   * Commands answered ASK (a migrating slot) run once more on the importing master (`asking`:
+   * this attempt is that redirect, whose own ASK answers are not followed).
    */
-  private async readOn (addr: NodeAddress, role: Role, cmds: Cmds, opts: CommandOptions): Promise<CommandsResult | null> {
+  private async readOn (addr: NodeAddress, role: Role, cmds: Cmds, opts: CommandOptions, asking = false): Promise<CommandsResult | null> {
+    const follow = !asking && this.redirects !== undefined
     const node = nodeKey(addr)
     const started = performance.now()
     const withRole = opts.syncToken !== undefined
@@ -134,9 +139,9 @@ export class CommandRunner {
     try {
       out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
         client = await pool.commands(this.config.connectTimeoutMs)
-        const res = await sendBatch(client, cmds, opts.transaction === true, this.limits, { head: c => withRole ? [c.role()] : [] })
+        const res = await sendBatch(client, cmds, opts.transaction === true, this.limits, { head: c => withRole ? [c.role()] : [], asking })
         // A node that cannot serve (LOADING, READONLY, connection lost...) fails the whole attempt.
-        for (const [err] of res) if (err !== null && !(err instanceof ReplyRefusedError) && isNodeFault(err)) throw err
+        for (const [err] of res) if (err !== null && !(err instanceof ReplyRefusedError) && isNodeFault(err) && !(follow && askOf(err) !== null)) throw err
         return res
       })
     } catch (err) {
@@ -154,6 +159,15 @@ export class CommandRunner {
     }
     // Repeating a read-only batch is safe: the master (which has every script run or loaded there) answers it.
     if (role === 'replica' && missingOnReplica(cmds, out)) throw new MissingOnReplica(node)
+    const asked = follow ? askedOf(out, opts.transaction === true, this.redirects) : null
+    if (asked !== null) {
+      // A transaction answered ASK ran nothing (EXECABORT): all of it goes to the importing master.
+      if (opts.transaction === true) return await this.readOn(asked.target.node, 'master', cmds, opts, true)
+      const sub = await this.readOn(asked.target.node, 'master', asked.idx.map(i => cmds[i]!), opts, true)
+      const replies = commandReplies(out, false)
+      asked.idx.forEach((i, k) => { replies[i] = sub!.replies[k]! })
+      return { replies, servedBy: role, node, ...(syncToken === undefined ? {} : { syncToken }) }
+    }
     return { replies: commandReplies(out, opts.transaction === true), servedBy: role, node, ...(syncToken === undefined ? {} : { syncToken }) }
   }
 
@@ -171,16 +185,41 @@ export class CommandRunner {
     }, () => { /* no control connection: the sentinels' own SCRIPT KILL is left */ })
   }
 
-  private async write (cmds: Cmds, opts: CommandOptions): Promise<CommandsResult> {
+  /**
+   * A write, then (Cluster mode) the commands its node answered ASK, once on the importing master
+   * with a confirmation of their own (they did not run on the old owner: sending them once is safe).
+   */
+  private async write (cmds: Cmds, opts: CommandOptions, via: AskTarget | null = null, deadline = Date.now() + this.config.retryBudgetMs): Promise<CommandsResult> {
+    const { result, asked } = await this.writeAttempts(cmds, opts, via, deadline)
+    if (asked === null) return result
+    const part = this.write(asked.idx.map(i => cmds[i]!), { ...opts, ...(opts.readOnly === undefined ? {} : { readOnly: asked.idx.map(i => opts.readOnly![i]!) }) }, asked.target, deadline)
+    if (asked.idx.length === cmds.length) return await part
+    // The rest ran (and may be acknowledged): a failure of this part answers its own commands only.
+    const sub = await part.catch((err: unknown): CommandsResult => ({ replies: asked.idx.map(() => [partError(err), null]), servedBy: 'master', node: '', replicas: 0 }))
+    const replies = [...result.replies]
+    asked.idx.forEach((i, k) => { replies[i] = sub.replies[k]! })
+    // Two nodes wrote: their replication offsets do not compare, no sync token.
+    return { replies, servedBy: 'master', node: result.node, replicas: Math.min(result.replicas ?? 0, sub.replicas ?? 0) }
+  }
+
+  /**
+   * The attempts of one write (`via`: the first goes to an ASK's importing node, with ASKING). A
+   * transaction answered ASK goes there whole at once; other commands answered ASK are returned
+   * in `asked` (their answers stand in `result` until write() replaces them).
+   */
+  private async writeAttempts (cmds: Cmds, opts: CommandOptions, first: AskTarget | null, deadline: number): Promise<{ result: CommandsResult; asked: Asked | null }> {
     const mode = opts.durability ?? this.config.durability
     const transaction = opts.transaction === true
-    const deadline = Date.now() + this.config.retryBudgetMs
     let lastErr: unknown
+    let next = first
     for (let attempt = 0; ; attempt++) {
+      const via = next
+      next = null
+      const view: KvTopology = via?.shard ?? this.topology
       // 503 (nothing sent) when no confirmed master within the budget, or its breaker is open.
-      const master = await this.topology.writableMaster(deadline, mode)
+      const master = await view.writableMaster(deadline, mode)
       const node = nodeKey(master)
-      const n = this.topology.waitCount(mode)
+      const n = view.waitCount(mode)
       const pool = this.connections.get(master)
       let client: Redis | undefined
       let out: PipelineResult
@@ -188,7 +227,8 @@ export class CommandRunner {
         out = await this.breakers.run(node, 'write', this.config.commandTimeoutMs + (n > 0 ? this.config.waitTimeoutMs : 0), async () => {
           client = await pool.commands(this.config.connectTimeoutMs)
           return await sendBatch(client, cmds, transaction, this.limits, {
-            tail: c => [c.role(), c.call('CLIENT', 'ID'), ...(n > 0 ? [c.wait(n, this.config.waitTimeoutMs)] : [])]
+            tail: c => [c.role(), c.call('CLIENT', 'ID'), ...(n > 0 ? [c.wait(n, this.config.waitTimeoutMs)] : [])],
+            asking: via !== null
           })
         }, { alive: pingsControl(pool, this.config.connectTimeoutMs) })
       } catch (err) {
@@ -199,23 +239,27 @@ export class CommandRunner {
         }
         // Not sent: nothing applied, try again (on the master the sentinels then name).
         lastErr = err
-        this.topology.requestRefresh()
+        view.requestRefresh()
         if (!await backoffWithin(attempt, deadline, this.backoff)) throw unavailable('write', lastErr)
         continue
       }
 
       const userPart = out.slice(0, out.length - (n > 0 ? 3 : 2))
+      // ASK (a migrating slot): those commands did not run here. Not followed from a redirect.
+      const asked = via === null ? askedOf(userPart, transaction, this.redirects) : null
+      if (asked !== null && transaction) { next = asked.target; attempt--; continue }
+      const done = (result: CommandsResult): { result: CommandsResult; asked: Asked | null } => ({ result, asked })
       // A reply too deep or too large: the commands ran, their answers are refused, and the
       // connection closed with them cannot confirm anything.
-      if (hasRefusedReply(userPart)) return { replies: commandReplies(userPart, transaction), servedBy: 'master', node, replicas: 0 }
+      if (hasRefusedReply(userPart)) return done({ replies: commandReplies(userPart, transaction), servedBy: 'master', node, replicas: 0 })
       const [roleErr, role] = out[userPart.length]!
       const [, clientId] = out[userPart.length + 1]!
-      const state = writeState(userPart, transaction, opts.readOnly)
+      const state = writeState(userPart, transaction, asked === null ? opts.readOnly : cmds.map((_, i) => opts.readOnly?.[i] === true || asked.idx.includes(i)))
       if (state === 'unknown') throw outcomeUnknown(firstError(userPart))
       if (state === 'refused') {
         // Every write was refused by a node that cannot take writes: nothing applied, try again.
         lastErr = firstError(userPart)
-        this.topology.requestRefresh()
+        view.requestRefresh()
         if (!await backoffWithin(attempt, deadline, this.backoff)) throw unavailable('write', lastErr)
         continue
       }
@@ -224,17 +268,17 @@ export class CommandRunner {
       const replies = commandReplies(userPart, transaction)
       if (state === 'nothing') {
         // Only Redis errors (wrong arguments, WRONGTYPE...): nothing applied, nothing to confirm.
-        return { replies, servedBy: 'master', node, ...(isMaster ? { syncToken: String(role[1]) } : {}), replicas: 0 }
+        return done({ replies, servedBy: 'master', node, ...(isMaster ? { syncToken: String(role[1]) } : {}), replicas: 0 })
       }
       // Applied on a node that no longer calls itself master: its resync will discard it.
       if (!isMaster) throw outcomeUnknown(roleErr ?? new Error(`${node} no longer reports itself master`))
       const acked = n > 0 ? Number(out[userPart.length + 2]![1]) : 0
-      if (acked >= n && this.topology.ackCovers(mode, n)) {
-        this.topology.noteAcknowledged(node, Number(role[1]))
-        return { replies, servedBy: 'master', node, syncToken: String(role[1]), replicas: acked }
+      if (acked >= n && view.ackCovers(mode, n)) {
+        view.noteAcknowledged(node, Number(role[1]))
+        return done({ replies, servedBy: 'master', node, syncToken: String(role[1]), replicas: acked })
       }
-      const confirmed = await this.confirm(node, client!, clientId, acked, deadline, mode)
-      return { replies, servedBy: 'master', node, ...confirmed }
+      const confirmed = await this.confirm(view, node, client!, clientId, acked, deadline, mode)
+      return done({ replies, servedBy: 'master', node, ...confirmed })
     }
   }
 
@@ -243,12 +287,12 @@ export class CommandRunner {
    * (counting the pinned replicas as the topology has them now) until confirmed, the master
    * changes, or the budget runs out (504).
    */
-  private async confirm (node: string, client: Redis, clientId: unknown, acked: number, deadline: number, mode: Durability): Promise<{ syncToken: string; replicas: number }> {
+  private async confirm (view: KvTopology, node: string, client: Redis, clientId: unknown, acked: number, deadline: number, mode: Durability): Promise<{ syncToken: string; replicas: number }> {
     let lastErr: unknown = new Error(`write confirmed by ${acked} replicas`)
     for (;;) {
-      const s = this.topology.snapshot
+      const s = view.snapshot
       if (s.master === null || nodeKey(s.master) !== node) throw outcomeUnknown(new Error(`the master changed from ${node} before the write was confirmed`))
-      const n = this.topology.waitCount(mode)
+      const n = view.waitCount(mode)
       const left = deadline - Date.now()
       if (left <= 0) throw outcomeUnknown(lastErr)
       try {
@@ -265,13 +309,13 @@ export class CommandRunner {
         const role = res[1]![1] as [string, number]
         if (role[0] !== 'master') throw new Error(`${node} no longer reports itself master`)
         acked = Number(res[2]![1])
-        if (acked >= n && this.topology.ackCovers(mode, n)) {
-          this.topology.noteAcknowledged(node, Number(role[1]))
+        if (acked >= n && view.ackCovers(mode, n)) {
+          view.noteAcknowledged(node, Number(role[1]))
           return { syncToken: String(role[1]), replicas: acked }
         }
         lastErr = new Error(`write confirmed by ${acked} of ${n} replicas`)
         // Confirmed, but the count may have grown meanwhile: wait for the current view, then again.
-        if (acked >= n) await this.topology.changedOrTimeout(Math.min(100, Math.max(1, deadline - Date.now())))
+        if (acked >= n) await view.changedOrTimeout(Math.min(100, Math.max(1, deadline - Date.now())))
       } catch (err) {
         throw outcomeUnknown(err)
       }
