@@ -13,36 +13,23 @@
  */
 import type { Redis } from 'ioredis'
 import { pingsControl, type Breakers } from './breakers.js'
-import type { CachedValue, Fill, NearCache } from './cache/near-cache.js'
-import type { InvalidationTracker } from './cache/tracking.js'
 import type { Config, Durability } from './config.js'
 import { GatewayError, unavailable } from './errors.js'
-import { readValue, type ReadValue } from './etag.js'
 import { askingEach, type AskTarget, type Redirects } from './cluster/ask.js'
 import { isNodeFault } from './redis/faults.js'
 import { nextCheckPhase } from './next-check-phase.js'
 import { GroupCommit } from './redis/group-commit.js'
 import { isNoScript, PutScript } from './redis/scripts.js'
-import { corked, nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
+import { nodeKey, type Connections, type NodeAddress } from './redis/connections.js'
 import type { ReadRouter } from './routing.js'
 import { backoffWithin } from './retry.js'
 import type { Topology } from './topology.js'
 import { CommandRunner, type CommandOptions, type CommandsResult } from './upstash/runner.js'
 
-export type Role = 'master' | 'replica'
+import { NodeReads, userError, type ReadCache, type ReadOptions, type ReadResult } from './kv-reads.js'
+
+export type { ReadCache, ReadOptions, ReadResult, Role } from './kv-reads.js'
 export type Condition = 'none' | 'create-only' | 'replace-only' | { etag: string }
-
-export interface ReadOptions { consistency: 'eventual' | 'strong'; syncToken?: number }
-export type ReadResult = ReadValue & {
-  ttlSeconds: number | null
-  servedBy: Role
-  node: string
-  /** Near-cache outcome: absent when the cache is off; `bypass` for strong and sync-token reads. */
-  cache?: 'hit' | 'miss' | 'bypass'
-}
-
-/** The near-cache and what keeps it correct (both absent when NEAR_CACHE=false). */
-export interface ReadCache { cache: NearCache; tracker: InvalidationTracker }
 export interface PutOptions { ttlSeconds?: number; condition: Condition; durability?: Durability }
 export interface WriteResult { syncToken: string; node: string; replicas: number }
 export interface PutResult extends WriteResult { created: boolean }
@@ -78,6 +65,8 @@ export class KvService {
   private readonly groups: GroupCommit
   /** PUT_SCRIPT by SHA where the server has it. */
   private readonly putScript: PutScript
+  /** One read on one node. */
+  private readonly reads: NodeReads
 
   constructor (private readonly config: Config, private readonly topology: Topology,
     private readonly connections: Connections, private readonly breakers: Breakers,
@@ -85,6 +74,7 @@ export class KvService {
     /** Cluster mode: resolves ASK answers (a migrating slot), followed once to the importing node. */
     private readonly redirects?: Redirects) {
     ({ groups: this.groups, putScript: this.putScript } = connectionStateOf(connections))
+    this.reads = new NodeReads(config, connections, breakers, router, near, redirects)
   }
 
   /**
@@ -122,7 +112,7 @@ export class KvService {
         const replica = this.router.pick(this.topology.snapshot.replicas)
         if (replica !== null) {
           try {
-            const r = await this.readFrom(replica, 'replica', key, opts.syncToken, fill)
+            const r = await this.reads.from(replica, 'replica', key, opts.syncToken, fill)
             if (r !== null) return r
           } catch (err) {
             if (!isNodeFault(err)) throw userError(err)
@@ -138,7 +128,7 @@ export class KvService {
         // caller here (partition suite d: the remaining 404s of kept keys came from such a master).
         const master = opts.consistency === 'strong' ? await this.topology.writableMaster(deadline) : this.topology.snapshot.master
         if (master !== null && !this.breakers.isOpen(nodeKey(master))) {
-          const r = await this.readMaster(master, key)
+          const r = await this.reads.master(master, key)
           if (r !== null) return r
         }
       } catch (err) {
@@ -291,62 +281,4 @@ export class KvService {
       }
     }
   }
-
-  /**
-   * A read on the master; an ASK answer (its slot migrating, the key moved) is followed once to the
-   * importing master, whose answer never fills the near-cache (no invalidation tracks it there).
-   */
-  private async readMaster (master: NodeAddress, key: string): Promise<ReadResult | null> {
-    try {
-      return await this.readFrom(master, 'master', key)
-    } catch (err) {
-      const ask = this.redirects?.askTarget(err) ?? null
-      if (ask === null) throw err
-      return await this.readFrom(ask.node, 'master', key, undefined, false, true)
-    }
-  }
-
-  /**
-   * One read on one node; null when a sync token is given and the replica is not there yet.
-   * `fill`: store the answer in the near-cache, if the connection it is read on is tracked.
-   * `asking`: ASKING before each command (an ASK redirect).
-   */
-  private async readFrom (addr: NodeAddress, role: Role, key: string, syncToken?: number, fill = false, asking = false): Promise<ReadResult | null> {
-    const node = nodeKey(addr)
-    const started = performance.now()
-    let answer: CachedValue | undefined
-    const out = await this.breakers.run(node, 'read', this.config.commandTimeoutMs, async () => {
-      const c = await this.connections.get(addr).acquire(this.config.connectTimeoutMs)
-      // Registered before the read is sent: an invalidation overtaking the reply cancels it.
-      const pending: Fill | undefined = fill && this.near?.tracker.canFill(node, c) === true ? this.near.cache.begin(key) : undefined
-      try {
-        // Two or three commands in one socket write, without the cost of an ioredis Pipeline.
-        const res: unknown[] = await corked(c, () => Promise.all(asking
-          ? askingEach<unknown>(c, [async () => await c.getBuffer(key), async () => await c.ttl(key)])
-          : [...(syncToken !== undefined ? [c.role()] : []), c.getBuffer(key), c.ttl(key)]))
-        if (pending !== undefined) {
-          const value = res[0] as Buffer | null
-          // Keys with a TTL are not cached (their expiry would have to be tracked here too).
-          if (value === null || res[1] === -1) answer = { ...readValue(value), node }
-        }
-        return res
-      } finally {
-        if (pending !== undefined) this.near!.cache.complete(pending, answer)
-      }
-    })
-    this.router.observe(node, performance.now() - started)
-    if (syncToken !== undefined) {
-      const offset = Number((out.shift() as unknown[])[role === 'master' ? 1 : 4])
-      if (role === 'replica' && !(offset >= syncToken)) return null
-    }
-    const [value, ttl] = out as [Buffer | null, number]
-    // The ETag computed for the cache entry serves the answer too.
-    return { ...(answer ?? readValue(value)), ttlSeconds: value !== null && ttl >= 0 ? ttl : null, servedBy: role, node }
-  }
-}
-
-function userError (err: unknown): GatewayError {
-  const msg = err instanceof Error ? err.message : String(err)
-  if (msg.startsWith('WRONGTYPE')) return new GatewayError('GW_ERR_WRONG_TYPE', 'the key holds a value that is not a string', { cause: err })
-  return new GatewayError('GW_ERR_INTERNAL', 'Redis refused the command', { cause: err })
 }
