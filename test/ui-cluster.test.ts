@@ -12,7 +12,7 @@ import { launchChromium, watchedPage } from './helpers/browser.js'
 import { clusterFor, startClusterGateway } from './helpers/cluster.js'
 import { pollUntil } from './helpers/kv-client.js'
 import { waitUntil } from './helpers/topology-procs.js'
-import { axeSerious, shot } from './helpers/ui-page.js'
+import { axeSerious, overflowAt, shot } from './helpers/ui-page.js'
 
 const OPS = `ops-${randomBytes(12).toString('hex')}`
 const RW = `rw-${randomBytes(12).toString('hex')}`
@@ -78,9 +78,7 @@ t.test('the page shows each shard; CLUSTER FAILOVER: the shard\'s new master wit
   await shot(page, 'cluster-failover-1280.png')
   t.same(await axeSerious(page), [], 'axe-core: no serious or critical violation')
 
-  await page.setViewportSize({ width: 390, height: 844 })
-  await page.waitForTimeout(300)
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+  const overflow = await overflowAt(page, 390)
   t.ok(overflow <= 1, `no horizontal scrolling at 390 px (${overflow} px over)`)
   await shot(page, 'cluster-390.png')
   t.same(problems, [], 'no console error, CSP violation or failed request')

@@ -9,26 +9,16 @@
  *    critical axe-core violation. Screenshots go to test-artifacts/ui/ (gitignored).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import t from 'tap'
 import { MAX_PAGES } from '../src/ui/feed.js'
 import { launchChromium } from './helpers/browser.js'
 import { startInProcess, startProcess } from './helpers/gateway.js'
 import { topologyFor } from './helpers/topology.js'
+import { axeSerious, overflowAt, shot } from './helpers/ui-page.js'
 
 const OPS = `ops-${randomBytes(12).toString('hex')}`
 const RW = `rw-${randomBytes(12).toString('hex')}`
-const root = (() => {
-  const here = new URL('../', import.meta.url)
-  return fileURLToPath(here.href.endsWith('/dist/') ? new URL('../', here) : here)
-})()
-const ARTIFACTS = path.join(root, 'test-artifacts', 'ui')
-mkdirSync(ARTIFACTS, { recursive: true })
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 
 const browser = await launchChromium(t)
 const topo = await topologyFor(t)
@@ -68,14 +58,6 @@ async function traffic (n: number): Promise<void> {
   await fetch(`${gw.url}/kv/nope`, { headers: { authorization: 'Bearer wrong-token-123' } })
 }
 
-/** axe-core's serious and critical violations on the page as it is now. */
-async function axeSerious (page: Page): Promise<string[]> {
-  // Through the DevTools protocol: addScriptTag would add an inline script, which the page's CSP refuses.
-  if (await page.evaluate(() => !('axe' in window))) await page.evaluate(readFileSync(AXE, 'utf8'))
-  const result = await page.evaluate(async () => await (window as unknown as { axe: { run: () => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }).axe.run())
-  return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
-}
-
 /** The first event of an event stream, as text. */
 async function firstEvent (res: Response): Promise<string> {
   const reader = res.body!.getReader()
@@ -87,8 +69,6 @@ async function firstEvent (res: Response): Promise<string> {
   }
   return text
 }
-
-const shot = async (page: Page, name: string): Promise<void> => { await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true }) }
 
 t.test('the event stream needs the ops right; the page serves without a token', async t => {
   const noToken = await fetch(`${gw.url}/ui/events`)
@@ -196,9 +176,7 @@ t.test('a frozen replica shows as unhealthy; failover: the page names the new ma
   }
   t.ok(focused.has('forget') && focused.has('timeline-log'), `Tab reaches the button and the timeline (${[...focused].join(', ')})`)
 
-  await page.setViewportSize({ width: 390, height: 844 })
-  await page.waitForTimeout(300)
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+  const overflow = await overflowAt(page, 390)
   t.ok(overflow <= 1, `no horizontal scrolling at 390 px (${overflow} px over)`)
   await shot(page, 'failover-390.png')
   t.same(problems, [], 'no console error, CSP violation or failed request')

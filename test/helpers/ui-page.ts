@@ -31,3 +31,10 @@ export async function axeSerious (page: Page): Promise<string[]> {
   const result = await page.evaluate(async () => await (window as unknown as { axe: { run: () => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }).axe.run())
   return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
 }
+
+/** Horizontal overflow in px (0: no horizontal scrolling) once the viewport is `width` px wide. */
+export async function overflowAt (page: Page, width: number): Promise<number> {
+  await page.setViewportSize({ width, height: 844 })
+  await page.waitForTimeout(300)
+  return await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+}
