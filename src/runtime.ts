@@ -13,7 +13,8 @@ export const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-spac
 
 /**
  * V8 flags NODE_OPTIONS does not accept, so the process sets them itself before any load
- * (`applyRuntimeV8Flags`, first thing in createServices: every way of starting the gateway).
+ * (`applyRuntimeV8Flags`, in src/server.ts before the app is built: `npm start`, Docker, every
+ * worker; not in processes that only build the app, such as the tests' and the Lambda handler's).
  *
  * `--no-allocation-site-pretenuring`: under load V8 sometimes (at random, for the whole life of
  * the process; most Cluster-mode processes measured, some Sentinel-mode ones) starts allocating hot

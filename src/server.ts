@@ -10,6 +10,7 @@ import cluster from 'node:cluster'
 import type { Logger } from 'pino'
 import { loadTokens } from './auth.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { applyRuntimeV8Flags } from './runtime.js'
 import { runPrimary } from './workers.js'
 
 async function main (): Promise<void> {
@@ -35,6 +36,9 @@ async function main (): Promise<void> {
     runPrimary(config)
     return
   }
+  // Process-wide V8 settings belong to the process that serves (each worker), not to buildApp,
+  // which tests and the Lambda handler also call in processes of their own.
+  applyRuntimeV8Flags()
   // Loaded only now: a bad environment, and the cluster primary, never pay for Fastify and ioredis.
   const { buildApp } = await import('./app.js')
   const app = await buildApp(config).catch((err: unknown) => {

@@ -10,7 +10,6 @@ import { KvService, type ReadCache } from './kv.js'
 import { Connections, nodeKey } from './redis/connections.js'
 import { nodeSettings } from './redis/node-settings.js'
 import { ReadRouter } from './routing.js'
-import { applyRuntimeV8Flags } from './runtime.js'
 import { Sentinels } from './sentinel/sentinels.js'
 import { Topology } from './topology.js'
 import { createClusterServices } from './cluster/services.js'
@@ -30,7 +29,6 @@ export interface Services {
 }
 
 export function createServices (config: Config, log: Logger): Services {
-  applyRuntimeV8Flags()
   if (config.clusterNodes !== undefined) {
     const c = createClusterServices(config, log)
     // The cluster topology and KV service offer what the routes, metrics and the command gate use
