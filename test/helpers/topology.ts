@@ -85,7 +85,7 @@ export interface Topology {
   stop(): Promise<void>
 }
 
-const START_TIMEOUT_MS = 20_000
+const START_TIMEOUT_MS = 45_000
 type FullOptions = Required<Omit<TopologyOptions, 'password' | 'sentinelPassword' | 'log' | 'tls' | 'nat' | 'acl'>> & TopologyOptions
 
 class TopologyImpl implements Topology {
