@@ -31,6 +31,8 @@ export interface SelfReport {
   syncing: boolean
   /** loading:1 (an RDB being loaded: answers LOADING, or a partial data set). */
   loading: boolean
+  /** `master_host:master_port`: the node it replicates from (null: not a replica). */
+  master: string | null
 }
 
 /** Parses the INFO text (replication and persistence sections) a replica answers. */
@@ -40,16 +42,23 @@ export function parseSelfReport (text: string): SelfReport {
     const i = line.indexOf(':')
     if (i > 0) f[line.slice(0, i)] = line.slice(i + 1)
   }
-  return { role: f.role ?? 'unknown', linkUp: f.master_link_status === 'up', syncing: f.master_sync_in_progress === '1', loading: f.loading === '1' }
+  const master = f.master_host === undefined || f.master_port === undefined ? null : `${f.master_host}:${f.master_port}`
+  return { role: f.role ?? 'unknown', linkUp: f.master_link_status === 'up', syncing: f.master_sync_in_progress === '1', loading: f.loading === '1', master }
 }
 
-/** Why a replica must not serve reads by its own account (undefined: it may). `null`: it did not answer. */
-export function selfReason (r: SelfReport | null): string | undefined {
+/**
+ * Why a replica must not serve reads by its own account (undefined: it may). `null`: it did not answer.
+ * `master` (host:port as the sentinels name it): a replica still attached to another node (an old
+ * master not yet converted, in a split brain) serves that node's data set, not the master's, and
+ * while the master cannot be asked nothing else would show it (partition suite f).
+ */
+export function selfReason (r: SelfReport | null, master?: string): string | undefined {
   if (r === null) return 'does not answer INFO'
   if (r.role !== 'slave') return `reports role ${r.role}`
   if (r.loading) return 'loading its data set'
   if (r.syncing) return 'resyncing from the master'
   if (!r.linkUp) return 'its link to the master is down'
+  if (master !== undefined && r.master !== null && r.master !== master) return `replicates from ${r.master}, not the master`
   return undefined
 }
 

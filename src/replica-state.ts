@@ -15,19 +15,23 @@ export interface Verdict { key: string; host: string; port: number; downByMajori
  * `info` the master's INFO (null: the master could not be asked).
  */
 export function replicaState (v: Verdict, att: ReplicationInfo['replicas'][number] | undefined, info: ReplicationInfo | null,
-  links: ReplicaLinks, maxLagBytes: number): ReplicaState {
+  links: ReplicaLinks, maxLagBytes: number, master?: string): ReplicaState {
   const lagBytes = att !== undefined && info !== null ? Math.max(0, info.masterReplOffset - att.offset) : null
   // The master answers but hears no ack from this replica: report it, and push a reconnect.
   const link = info === null ? undefined : links.linkNote(v, att?.state === 'online' ? att.lag : null)
-  let reason: string | undefined
   const own = links.report(v.key)
-  if (v.downByMajority) reason = 'down according to the sentinels'
   // Whatever the master (or its breaker) says: a replica resyncing, loading or detached answers
-  // "missing" for keys that exist (issue 11, requirement 5).
-  else if (own === undefined || selfReason(own) !== undefined) reason = own === undefined ? 'not asked for its own state yet' : selfReason(own)
+  // "missing" for keys that exist (issue 11, requirement 5). While the master cannot be asked, the
+  // replica's own word must also name the master it follows (`master`, when given): one still
+  // attached to an old master serves that node's data set (partition suite f). When the master
+  // answers, its INFO is the proof of attachment instead (whatever name the replica knows it by).
+  const ownReason = own === undefined ? 'not asked for its own state yet' : selfReason(own, info === null ? master : undefined)
+  let reason: string | undefined
+  if (v.downByMajority) reason = 'down according to the sentinels'
+  else if (ownReason !== undefined) reason = ownReason
   else if (info !== null && att?.state !== 'online') reason = 'not attached to the master'
   // While the master cannot be asked (it may be dead), replicas that say they are attached and in
-  // sync keep serving possibly stale reads.
+  // sync with it keep serving possibly stale reads.
   else if (lagBytes !== null && maxLagBytes > 0 && lagBytes > maxLagBytes) reason = `lagging ${lagBytes} bytes`
   return {
     key: v.key,

@@ -268,9 +268,10 @@ export class Topology extends EventEmitter {
     for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k) && !stale(k)) this.pinned.delete(k)
 
     const lagLimit = this.config.replicaMaxLagBytes
-    const replicas = verdicts.map(v => replicaState(v, attached.get(v.key), info, this.links, lagLimit))
+    const masterKey = nodeKey(master)
+    const replicas = verdicts.map(v => replicaState(v, attached.get(v.key), info, this.links, lagLimit, masterKey))
     for (const [k, r] of attached) {
-      if (!listed.has(k)) replicas.push(replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info, this.links, lagLimit))
+      if (!listed.has(k)) replicas.push(replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info, this.links, lagLimit, masterKey))
     }
     // Right after a switch the sentinels list the new master's replicas as `disconnected` for a
     // moment: during that grace period any listed replica keeps the count at one at least.

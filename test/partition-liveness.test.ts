@@ -8,7 +8,9 @@ import t from 'tap'
 import { pino } from 'pino'
 import type { Config } from '../src/config.js'
 import type { Connections } from '../src/redis/connections.js'
-import { deafReason, parseSelfReport, ReplicaLinks, selfReason } from '../src/replica-links.js'
+import type { ReplicationInfo } from '../src/redis/parse.js'
+import { deafReason, parseSelfReport, ReplicaLinks, selfReason, type SelfReport } from '../src/replica-links.js'
+import { replicaState } from '../src/replica-state.js'
 import { startInProcess } from './helpers/gateway.js'
 import { KvClient, pollUntil } from './helpers/kv-client.js'
 import { topologyFor, type NodeProc } from './helpers/topology.js'
@@ -21,9 +23,28 @@ t.test('a replica is readable only by its own account: attached, in sync, not lo
   t.equal(selfReason({ ...up, syncing: true }), 'resyncing from the master', 'mid full resync')
   t.equal(selfReason({ ...up, loading: true }), 'loading its data set', 'loading an RDB')
   t.equal(selfReason({ ...up, role: 'master' }), 'reports role master', 'promoted or never converted')
+  const following = parseSelfReport('role:slave\r\nmaster_host:10.0.0.3\r\nmaster_port:6379\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nloading:0\r\n')
+  t.equal(following.master, '10.0.0.3:6379', 'the master it follows, from its own INFO')
+  t.equal(selfReason(following, '10.0.0.3:6379'), undefined, 'it follows the master: readable')
+  t.equal(selfReason(following, '10.0.0.9:6379'), 'replicates from 10.0.0.3:6379, not the master', 'it follows another node (an old master not yet converted): not readable')
   t.equal(deafReason(2), undefined, 'an ack 2 s old is within the bound (acks come every second)')
   t.equal(deafReason(5), 'master hears no ack for 5 s', 'beyond the bound: the master cannot hear the replica')
   t.equal(deafReason(null), undefined, 'not attached: nothing to say about acks')
+})
+
+t.test('while the master cannot be asked, a replica following another node is not readable', async t => {
+  const report = (master: string): SelfReport => ({ role: 'slave', linkUp: true, syncing: false, loading: false, master })
+  const links = (r: SelfReport): ReplicaLinks => ({ report: () => r, linkNote: () => undefined }) as unknown as ReplicaLinks
+  const v = { key: '10.0.0.2:6379', host: '10.0.0.2', port: 6379, downByMajority: false, linkOk: true, flags: [] }
+  const M = '10.0.0.3:6379'
+  const info: ReplicationInfo = { role: 'master', masterReplOffset: 100, replid: 'a', replid2: '0', secondReplOffset: -1, replicas: [{ host: '10.0.0.2', port: 6379, state: 'online', offset: 100, lag: 0 }] }
+  t.equal(replicaState(v, undefined, null, links(report(M)), 0, M).healthy, true, 'master not asked, the replica follows it: readable (possibly stale)')
+  const other = replicaState(v, undefined, null, links(report('10.0.0.4:6379')), 0, M)
+  t.equal(other.healthy, false, 'master not asked, the replica follows an old master (split brain): not readable')
+  t.equal(other.reason, 'replicates from 10.0.0.4:6379, not the master')
+  // The master lists it online: attached, whatever name the replica knows the master by (a host name).
+  t.equal(replicaState(v, info.replicas[0], info, links(report('redis-master:6379')), 0, M).healthy, true, 'attached by the master\'s own INFO: readable')
+  t.equal(replicaState(v, undefined, info, links(report(M)), 0, M).reason, 'not attached to the master', 'the master does not list it: not readable')
 })
 
 t.test('a link the master cannot hear is reported until it is heard again, and closed at most once per 3 s', async t => {
