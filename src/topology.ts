@@ -15,11 +15,14 @@ import type { ReplicationInfo } from './redis/parse.js'
 import { checkPromotion, replicationOf } from './master-check.js'
 import { Refresher } from './refresher.js'
 import { ReplicaLinks } from './replica-links.js'
-import { logReplicaChanges, replicaState } from './replica-state.js'
+import { logReplicaChanges } from './replica-state.js'
 import { chooseMaster, replicaVerdicts } from './sentinel/answers.js'
+import { FailoverHold } from './sentinel/failover-hold.js'
 import { AckHistory, checkOf, UNCHECKED, type AckedPosition } from './sentinel/history.js'
 import { FAILOVER_END_EVENTS, FAILOVER_START_EVENTS, type SentinelEvent, type Sentinels, type SentinelStatus } from './sentinel/sentinels.js'
 import { EventView, grownReplica } from './sentinel/event-view.js'
+import { PinnedReplicas } from './sentinel/pinned-replicas.js'
+import { nextSnapshot, seenReplicas } from './sentinel/refresh-snapshot.js'
 import { emptySnapshot, type TopologySnapshot } from './topology-types.js'
 import { holdUntilWritable, sendReserveMs } from './write-hold.js'
 
@@ -27,28 +30,20 @@ import { holdUntilWritable, sendReserveMs } from './write-hold.js'
 const FAST_REFRESH_MS = 100
 /** Refresh requests closer together than this are merged (waiting requests must not spin). */
 const MIN_REFRESH_GAP_MS = 50
-/** After a master change, how long a listed replica counts as one a write must reach even if flagged. */
-const MASTER_CHANGE_GRACE_MS = 2000
-/** Longest time a failover start event holds writes if no end is ever seen. */
-const FAILOVER_HOLD_MAX_MS = 5000
 
 export type { FailoverRecord, ReplicaState, TopologySnapshot } from './topology-types.js'
 
 export class Topology extends EventEmitter {
   private state: TopologySnapshot
-  /** Replicas seen attached to the current master: a write must reach all of them. */
-  private readonly pinned = new Set<string>()
+  /** The replicas a write must reach (the WAIT count), pinned while the master stays the same. */
+  private readonly pinned = new PinnedReplicas()
   /** The last acknowledged write's position, checked against every new master (stale promotion). */
   private readonly history = new AckHistory()
-  private failoverHoldUntil = 0
+  private readonly hold = new FailoverHold()
   private readonly refresher: Refresher
   private timer: NodeJS.Timeout | null = null
   private closed = false
   private nextChange: Promise<void> | null = null
-  /** When the current master was first seen. */
-  private masterSince = 0
-  /** When the last failover end event arrived: sentinel answers older than this are stale. */
-  private failoverEndedAt = 0
   /** What sentinel events said that the last completed refresh has not read yet. */
   private readonly events = new EventView()
   /** What each replica says about itself; pushes deaf replication links to reconnect. */
@@ -189,9 +184,7 @@ export class Topology extends EventEmitter {
     this.connections.closeAll()
   }
 
-  private holdingWrites (): boolean {
-    return this.state.failoverInProgress && Date.now() < this.failoverHoldUntil
-  }
+  private holdingWrites (): boolean { return this.hold.holds(this.state.failoverInProgress) }
 
   private schedule (): void {
     if (this.closed) return
@@ -211,25 +204,17 @@ export class Topology extends EventEmitter {
     this.requestRefresh()
   }
 
-  /**
-   * A replica a sentinel no longer flags down (`-sdown`) or has just converted counts in the WAIT
-   * count at once, not only once a refresh has read it: a refresh can take seconds (a node just back
-   * from a partition answers nothing on the connection that was cut), and meanwhile writes would be
-   * acknowledged without the node the sentinels may promote next (partition suite f). Writes then
-   * wait for it to attach; the first refresh started after the event decides whether it stays.
-   */
+  /** A replica a growth event names counts in the WAIT count at once (see PinnedReplicas.pinGrown). */
   private pinGrown (e: SentinelEvent): void {
     const node = grownReplica(e)
     const master = this.state.master
-    if (node === null || master === null || node === nodeKey(master) || this.pinned.has(node)) return
-    this.pinned.add(node)
+    if (node === null || master === null || node === nodeKey(master) || !this.pinned.pinGrown(node)) return
     this.state = { ...this.state, requiredReplicas: Math.max(this.state.requiredReplicas, this.pinned.size) }
     this.emit('change', this.state)
   }
 
   private markFailover (on: boolean): void {
-    if (on) this.failoverHoldUntil = Date.now() + FAILOVER_HOLD_MAX_MS
-    else { this.failoverHoldUntil = 0; this.failoverEndedAt = Date.now() }
+    this.hold.mark(on)
     if (this.state.failoverInProgress !== on) {
       this.state = { ...this.state, failoverInProgress: on }
       this.emit('change', this.state)
@@ -247,60 +232,20 @@ export class Topology extends EventEmitter {
     }
     const master = chosen?.master ?? prev.master!
     const changed = prev.master === null || nodeKey(prev.master) !== nodeKey(master)
-    if (changed) { this.pinned.clear(); this.masterSince = Date.now() }
+    if (changed) this.pinned.masterChanged()
 
     // Each replica's own state, asked while the master is: replicaState() reads it.
     const probing = this.links.probe(chosen === null ? prev.replicas : replicaVerdicts(chosen))
     const info = await replicationOf(master, this.connections, this.breakers, this.config)
-    const verdicts = chosen === null ? [] : replicaVerdicts(chosen)
+    const seen = seenReplicas(chosen === null ? [] : replicaVerdicts(chosen), info)
     await probing
-    const attached = new Map((info?.replicas ?? []).map(r => [nodeKey(r), r]))
-    const listed = new Set(verdicts.map(v => v.key))
-    const down = new Set(verdicts.filter(v => v.downByMajority).map(v => v.key))
-    for (const [k, r] of attached) if (r.state === 'online') this.pinned.add(k)
-    // A node the sentinels list and do not flag down could be promoted: it counts, attached or not
-    // (writes then wait for it to attach and catch up). Scenario f of the partition suite: an old
-    // master back from a cut, still reporting master, listed again, then promoted.
-    for (const v of verdicts) if (!down.has(v.key)) this.pinned.add(v.key)
-    // ...unless a growth event named it after this refresh read the sentinels (see pinGrown).
-    const stale = (k: string): boolean => this.events.grewSince(k, startedAt)
-    for (const v of verdicts) if (down.has(v.key) && !stale(v.key)) this.pinned.delete(v.key)
-    for (const k of [...this.pinned]) if (chosen !== null && !listed.has(k) && !attached.has(k) && !stale(k)) this.pinned.delete(k)
-
-    const lagLimit = this.config.replicaMaxLagBytes
-    const masterKey = nodeKey(master)
-    const replicas = verdicts.map(v => replicaState(v, attached.get(v.key), info, this.links, lagLimit, masterKey))
-    for (const [k, r] of attached) {
-      if (!listed.has(k)) replicas.push(replicaState({ key: k, host: r.host, port: r.port, downByMajority: false, linkOk: true, flags: [] }, r, info, this.links, lagLimit, masterKey))
-    }
-    // Right after a switch the sentinels list the new master's replicas as `disconnected` for a
-    // moment: during that grace period any listed replica keeps the count at one at least.
-    const inGrace = Date.now() - this.masterSince < MASTER_CHANGE_GRACE_MS
-    const anyUp = verdicts.some(v => !down.has(v.key)) || (inGrace && verdicts.length > 0)
-    // Answers asked for before the last failover end event may still carry its flag.
-    // Only answers naming the master we follow count: after the switch the leader still flags
-    // the OLD master for a moment.
-    const sentinelSaysFailover = startedAt > this.failoverEndedAt &&
-      answers.some(a => nodeKey(a.master) === nodeKey(master) && a.masterFlags.includes('failover_in_progress'))
-    if (sentinelSaysFailover) this.failoverHoldUntil = Math.max(this.failoverHoldUntil, Date.now() + FAST_REFRESH_MS * 5)
-
-    const next: TopologySnapshot = {
-      ...prev,
-      master,
-      masterConfirmed: info?.role === 'master',
-      configEpoch: chosen?.epoch ?? prev.configEpoch,
-      masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
-      replicas,
-      requiredReplicas: Math.max(this.pinned.size, anyUp ? 1 : 0),
-      // Strict: a node leaves this set only when the sentinels stop listing it, never because it is down.
-      allReplicas: chosen === null ? prev.allReplicas : new Set([...listed, ...attached.keys()].filter(k => k !== nodeKey(master))).size,
-      // Online by the master's INFO, and not flagged down by the sentinels: a replica killed a moment
-      // ago may still look attached to the master, and would never acknowledge.
-      attachedReplicas: info === null ? prev.attachedReplicas : [...attached].filter(([k, r]) => r.state === 'online' && !down.has(k)).length,
+    const requiredReplicas = this.pinned.refreshed(seen, chosen !== null, k => this.events.grewSince(k, startedAt))
+    const sentinelSaysFailover = this.hold.flaggedBy(answers, master, startedAt, FAST_REFRESH_MS * 5)
+    const next = nextSnapshot({
+      prev, master, chosen, info, seen, requiredReplicas,
       // Read the current state, not `prev`: an end event may have arrived while this refresh ran.
-      failoverInProgress: sentinelSaysFailover || (this.state.failoverInProgress && !changed && Date.now() < this.failoverHoldUntil),
-      refreshedAt: new Date().toISOString()
-    }
+      failoverInProgress: sentinelSaysFailover || (!changed && this.holdingWrites())
+    }, this.links, this.config.replicaMaxLagBytes)
     if (changed && prev.master !== null) {
       next.lastFailover = { at: next.refreshedAt!, from: prev.master, to: master, detectedBy: 'sentinels', ...UNCHECKED }
       this.log.info({ from: nodeKey(prev.master), to: nodeKey(master), epoch: next.configEpoch }, 'master changed')
@@ -311,13 +256,13 @@ export class Topology extends EventEmitter {
       this.log.info({ master: nodeKey(master), confirmed: next.masterConfirmed, role: info?.role ?? 'unreachable' }, 'master role check changed')
     }
     this.checkHistory(next, master, info)
-    logReplicaChanges(this.log, prev.replicas, replicas)
+    logReplicaChanges(this.log, prev.replicas, next.replicas)
     this.state = next
     this.events.refreshed(startedAt)
     if (this.closed) return
-    this.connections.retain(new Set([nodeKey(master), ...replicas.map(r => r.key)]))
+    this.connections.retain(new Set([nodeKey(master), ...next.replicas.map(r => r.key)]))
     // Open replica connections now, so the first read does not find them still connecting.
-    for (const r of replicas) if (r.healthy) this.connections.get(r)
+    for (const r of next.replicas) if (r.healthy) this.connections.get(r)
     this.emit('change', next)
     if (changed) this.emit('master-change', next)
   }

@@ -29,7 +29,7 @@ const WAIT_POLL_MS = 100
 /** After a master change, how long a listed replica counts even if the cluster flags it. */
 const MASTER_CHANGE_GRACE_MS = 2000
 
-/** What the KV service asks of a topology (src/kv.ts, src/upstash/runner.ts): one shard offers it. */
+/** What the KV service asks of a topology (src/kv.ts, src/upstash/runner.ts, src/upstash/write-runner.ts): one shard offers it. */
 export type KvTopology = Pick<Topology, 'snapshot' | 'writableMaster' | 'requestRefresh' | 'waitCount' | 'ackCovers' | 'noteAcknowledged' | 'changedOrTimeout'>
 
 /** The cluster-wide part a shard needs: refreshes and change notifications. */
