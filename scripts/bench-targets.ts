@@ -138,7 +138,7 @@ export async function startTargets (
   const basePath = { PATH: process.env.PATH ?? '', ...(process.env.HOME === undefined ? {} : { HOME: process.env.HOME }) }
 
   // Gateways: the real server process, one per variant, no per-request log line, no load shedding.
-  const nodeArgs = opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`]
+  const nodeArgs = [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`])]
   const gateways = variants.map((v, i): Gateway => {
     const port = ports[i] as number
     const child = startChild(v.name, process.execPath, [...nodeArgs, serverPath()], {

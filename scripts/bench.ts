@@ -31,7 +31,8 @@
  * exceeded), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50), BENCH_ONLY (comma list of targets to measure,
  * e.g. `floor,gateway,gateway-cluster`; the others are not measured, the Cluster not started); diagnostics: BENCH_GATEWAY_LOG_LEVEL (warn;
  * `info` measures the per-request log line), BENCH_CPU_PROF_DIR (run the gateways with --cpu-prof into
- * that directory).
+ * that directory), BENCH_NODE_ARGS (extra node arguments for every gateway process, space-separated,
+ * e.g. a V8 flag to compare; recorded in the JSON).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
@@ -245,7 +246,7 @@ async function main (): Promise<void> {
       valueBytes: VALUE_BYTES,
       order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round',
       aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max over runs of the largest single process',
-      gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, cpuProf: CPU_PROF_DIR !== undefined, durability: 'replicated (default) and ?durability=none' },
+      gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, cpuProf: CPU_PROF_DIR !== undefined, nodeArgs: process.env.BENCH_NODE_ARGS ?? '', durability: 'replicated (default) and ?durability=none' },
       gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: (targets.find(t => t.name === g.name)?.ops ?? []).map(o => o.op) }])),
       hotKey: KEY_GET,
       keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },
