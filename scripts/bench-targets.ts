@@ -42,12 +42,14 @@ export interface Target {
 }
 
 /** `cluster`: in front of the Redis Cluster instead of the Sentinel topology. */
-interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean; cluster?: true }
+interface Variant { name: TargetName; env: { WORKERS: string; NEAR_CACHE: string }; workers: number; cache: boolean; cluster?: true; twin?: true }
 const VARIANTS: Variant[] = [
   { name: 'gateway', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true },
   { name: 'gateway-nocache', env: { WORKERS: '1', NEAR_CACHE: 'false' }, workers: 1, cache: false },
   { name: 'gateway-2w', env: { WORKERS: '2', NEAR_CACHE: 'true' }, workers: 2, cache: true },
-  // Issue 16: the default gateway (1 process, near-cache) in Cluster mode, compared with "gateway".
+  // Issue 16: the default gateway (1 process, near-cache) in Cluster mode, compared with gateway-twin:
+  // the same gateway in Sentinel mode, running the same ops right before it in each round.
+  { name: 'gateway-twin', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true, twin: true },
   { name: 'gateway-cluster', env: { WORKERS: '1', NEAR_CACHE: 'true' }, workers: 1, cache: true, cluster: true }
 ]
 export interface Gateway extends Variant { child: Child; port: number; base: string }
@@ -131,7 +133,7 @@ export async function startTargets (
   } finally { await mc.quit().catch(() => {}) }
   say(`[${elapsed()}] ${KEYS_10K} keys ${KEY_10K_PREFIX}0..${KEYS_10K - 1} written to the master and acknowledged by ${replicas.length} replicas (WAIT)`)
 
-  const variants = VARIANTS.filter(v => v.cluster !== true || cluster !== undefined)
+  const variants = VARIANTS.filter(v => (v.cluster !== true && v.twin !== true) || cluster !== undefined)
   const ports = await freePorts(variants.length + 2)
   const floorPort = ports[variants.length] as number
   const webdisPort = ports[variants.length + 1] as number
@@ -224,7 +226,7 @@ export async function startTargets (
     const putNone = { op: 'PUT durability=none' as const, path: '/kv/bench-put-none?durability=none', script: putLua }
     if (g.name === 'gateway') return [get, get10k, putOp, putNone]
     if (g.name === 'gateway-nocache') return [get]
-    if (g.name === 'gateway-cluster') return [get, putOp]
+    if (g.name === 'gateway-cluster' || g.name === 'gateway-twin') return [get, putOp]
     return [get, get10k, putOp]
   }
   const sentinelRedis = topo.redis.map(r => r.pid)

@@ -9,8 +9,10 @@
  *                    the read spread over the replicas (INFO commandstats cmdstat_get) is counted on these runs
  *   gateway-2w       WORKERS=2 (a node:cluster primary + 2 workers on one port), near-cache on: GET,
  *                    GET 10k keys, PUT; RSS = peak per process (primary and each worker), CPU = their sum
+ *   gateway-twin     as `gateway`, with gateway-cluster's ops (GET, PUT) right before it in each round: its
+ *                    Sentinel-mode reference (a gateway's CPU/req depends on what the process ran before)
  *   gateway-cluster  as `gateway` (WORKERS=1, near-cache on) in front of a Redis Cluster (3 masters + 3 replicas,
- *                    REDIS_CLUSTER_NODES, scripts/bench-cluster.ts): GET, PUT; CPU/req compared with `gateway`
+ *                    REDIS_CLUSTER_NODES, scripts/bench-cluster.ts): GET, PUT; CPU/req compared with `gateway-twin`
  *   webdis           Webdis (C, 2 threads) against the same master: GET, GET 10k keys, PUT
  *
  * All gateways run in front of one real Sentinel topology (1 master, 2 replicas, 3 sentinels),
@@ -112,6 +114,20 @@ function versionOf (cmd: string, args: string[]): string {
   }
 }
 
+
+/**
+ * The targets in the order round `round` measures them: gateway-twin and gateway-cluster swap places
+ * every other round, so neither is always the one measured right after the previous target (the
+ * first gateway measured after another one's runs was the slower one in every run of session 6).
+ */
+function roundOrder<T extends { name: string }> (targets: readonly T[], round: number): readonly T[] {
+  const a = targets.findIndex(t => t.name === 'gateway-twin')
+  const b = targets.findIndex(t => t.name === 'gateway-cluster')
+  if (round % 2 === 1 || a < 0 || b < 0) return targets
+  const out = [...targets]
+  ;[out[a], out[b]] = [out[b]!, out[a]!]
+  return out
+}
 async function main (): Promise<void> {
   const nproc = os.availableParallelism()
   say(`bench: started ${elapsed()} after npm run bench (build); ${nproc} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; ${ROUNDS} rounds x ${DURATION_S} s per target/op, wrk 1 thread ${CONNECTIONS} connections`)
@@ -126,7 +142,7 @@ async function main (): Promise<void> {
   const loadBefore = os.loadavg().map(x => Math.round(x * 100) / 100)
   say(`machine before start: ${busyBeforeCores.toFixed(2)}/${nproc} cores busy, load average ${loadBefore.join(' ')}${busyBeforeCores > 0.3 * nproc ? '  (WARNING: other work is running on these cores; results will be skewed)' : ''}`)
 
-  const ready = await startTargets(launched, { gatewayLogLevel: GATEWAY_LOG_LEVEL, cpuProfDir: CPU_PROF_DIR, elapsed, cluster: ONLY?.has('gateway-cluster') ?? true })
+  const ready = await startTargets(launched, { gatewayLogLevel: GATEWAY_LOG_LEVEL, cpuProfDir: CPU_PROF_DIR, elapsed, cluster: ONLY === undefined || ONLY.has('gateway-cluster') || ONLY.has('gateway-twin') })
   const { topo, master, replicas, redisVersion: redisVer, gateways, idleRssMb } = ready
   const targets = ready.targets.filter(t => ONLY?.has(t.name) ?? true)
   if (ONLY !== undefined) say(`BENCH_ONLY: measuring ${targets.map(t => t.name).join(', ')}`)
@@ -156,7 +172,7 @@ async function main (): Promise<void> {
         break
       }
     }
-    for (const t of targets) {
+    for (const t of roundOrder(targets, round)) {
       for (const o of t.ops) {
         const spread = t.name === 'gateway-nocache' && o.op === 'GET'
         const before = spread ? await Promise.all([master, ...replicas].map(getCallsOf)) : []
@@ -212,7 +228,7 @@ async function main (): Promise<void> {
   say(`Results (each row: the median of ${roundsDone} runs by req/s; p50/p99/cpu from that run; errors = non-2xx + socket errors summed over all runs;`)
   say('RSS MB/proc = max VmRSS of any ONE process of the target (primary or a worker), sampled every 100 ms; cpu cores = CPU seconds of')
   say(`all the target's processes / wall seconds; cache hit = near-cache hits/(hits+misses) from /metrics, 1-process gateways). ${VALUE_BYTES}-byte values.`)
-  say(`gateway = WORKERS=1 NEAR_CACHE=true; gateway-nocache = WORKERS=1 NEAR_CACHE=false; gateway-2w = WORKERS=2 NEAR_CACHE=true; gateway-cluster = gateway on a Redis Cluster. GET = one hot key; GET 10k keys = random key of ${KEYS_10K}.`)
+  say(`gateway = WORKERS=1 NEAR_CACHE=true; gateway-nocache = WORKERS=1 NEAR_CACHE=false; gateway-2w = WORKERS=2 NEAR_CACHE=true; gateway-twin = gateway with gateway-cluster's ops; gateway-cluster = gateway on a Redis Cluster. GET = one hot key; GET 10k keys = random key of ${KEYS_10K}.`)
   say(`NOTE: wrk, the server under test and all Redis processes share the same ${nproc} cores.`)
   for (const l of formatRows(rows)) say(l)
   say('')
@@ -244,7 +260,7 @@ async function main (): Promise<void> {
       warmupS: WARMUP_S,
       wrk: { threads: 1, connections: CONNECTIONS, timeoutS: 2 },
       valueBytes: VALUE_BYTES,
-      order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round',
+      order: targets.map(t => `${t.name} (${t.ops.map(o => o.op).join(', ')})`).join(' -> ') + ', repeated each round (gateway-twin and gateway-cluster swap places in even rounds)',
       aggregation: 'median run by req/s per target/op (lower middle for an even count); errors summed over all runs; RSS = max over runs of the largest single process',
       gateway: { LOG_LEVEL: GATEWAY_LOG_LEVEL, EVENT_LOOP_MAX_DELAY_MS: '0', NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, cpuProf: CPU_PROF_DIR !== undefined, nodeArgs: process.env.BENCH_NODE_ARGS ?? '', durability: 'replicated (default) and ?durability=none' },
       gatewayVariants: Object.fromEntries(gateways.map(g => [g.name, { env: g.env, ops: (targets.find(t => t.name === g.name)?.ops ?? []).map(o => o.op) }])),
@@ -252,7 +268,7 @@ async function main (): Promise<void> {
       keys10k: { count: KEYS_10K, names: `${KEY_10K_PREFIX}0..${KEY_10K_PREFIX}${KEYS_10K - 1}`, valueBytes: VALUE_BYTES, populated: 'ioredis pipeline of SETs to the master, then WAIT for all replicas, before the gateways start', access: 'uniformly random key per request (wrk Lua request())' },
       webdis: { threads: 2, redis: 'current master' },
       only: ONLY === undefined ? 'all targets' : [...ONLY],
-      cluster: launched.cluster === undefined ? 'not started' : { nodes: launched.cluster.nodes.length, layout: '3 masters + 3 replicas (test/helpers/cluster.ts), ACL users', gateway: 'gateway-cluster: as gateway (WORKERS=1, NEAR_CACHE=true), REDIS_CLUSTER_NODES' }
+      cluster: launched.cluster === undefined ? 'not started' : { nodes: launched.cluster.nodes.length, layout: '3 masters + 3 replicas (test/helpers/cluster.ts), ACL users', gateway: 'gateway-cluster: as gateway (WORKERS=1, NEAR_CACHE=true), REDIS_CLUSTER_NODES; compared with gateway-twin (Sentinel mode, same ops, measured right before it)' }
     },
     rows,
     readSpread: spread,
