@@ -236,6 +236,9 @@ export class Topology extends EventEmitter {
 
     // Each replica's own state, asked while the master is: replicaState() reads it.
     const probing = this.links.probe(chosen === null ? prev.replicas : replicaVerdicts(chosen))
+    // The last write acknowledged on this master before its INFO is read (copied: the record moves on).
+    const acked = this.history.position
+    const ackedBefore = acked !== null && acked.node === nodeKey(master) ? { replid: acked.replid, offset: acked.offset } : null
     const info = await replicationOf(master, this.connections, this.breakers, this.config)
     const seen = seenReplicas(chosen === null ? [] : replicaVerdicts(chosen), info)
     await probing
@@ -243,6 +246,7 @@ export class Topology extends EventEmitter {
     const sentinelSaysFailover = this.hold.flaggedBy(answers, master, startedAt, FAST_REFRESH_MS * 5)
     const next = nextSnapshot({
       prev, master, chosen, info, seen, requiredReplicas,
+      ackedOffset: ackedBefore !== null && info !== null && info.replid === ackedBefore.replid && !changed ? ackedBefore.offset : null,
       // Read the current state, not `prev`: an end event may have arrived while this refresh ran.
       failoverInProgress: sentinelSaysFailover || (!changed && this.holdingWrites())
     }, this.links, this.config.replicaMaxLagBytes)

@@ -11,6 +11,8 @@ import type { Connections } from '../src/redis/connections.js'
 import type { ReplicationInfo } from '../src/redis/parse.js'
 import { deafReason, parseSelfReport, ReplicaLinks, selfReason, type SelfReport } from '../src/replica-links.js'
 import { replicaState } from '../src/replica-state.js'
+import { catchingUp } from '../src/sentinel/refresh-snapshot.js'
+import { emptySnapshot, type ReplicaState } from '../src/topology-types.js'
 import { startInProcess } from './helpers/gateway.js'
 import { KvClient, pollUntil } from './helpers/kv-client.js'
 import { topologyFor, type NodeProc } from './helpers/topology.js'
@@ -45,6 +47,19 @@ t.test('while the master cannot be asked, a replica following another node is no
   // The master lists it online: attached, whatever name the replica knows the master by (a host name).
   t.equal(replicaState(v, info.replicas[0], info, links(report('redis-master:6379')), 0, M).healthy, true, 'attached by the master\'s own INFO: readable')
   t.equal(replicaState(v, undefined, info, links(report(M)), 0, M).reason, 'not attached to the master', 'the master does not list it: not readable')
+})
+
+t.test('a replica that becomes readable must hold the last acknowledged write first', async t => {
+  const rep = (key: string, healthy: boolean, offset: number | null): ReplicaState =>
+    ({ key, host: key.split(':')[0]!, port: Number(key.split(':')[1]), healthy, attached: offset !== null, lagBytes: 0, lagSeconds: 0, offset, sentinelFlags: [] })
+  const prev = { ...emptySnapshot('mymaster'), replicas: [rep('10.0.0.2:6379', true, 90), rep('10.0.0.3:6379', false, null)] }
+  const now = [rep('10.0.0.2:6379', true, 95), rep('10.0.0.3:6379', true, 99)]
+  const out = catchingUp(now, prev, 100)
+  t.equal(out[0]!.healthy, true, 'readable at the last refresh: stays readable (writes counted it)')
+  t.equal(out[1]!.healthy, false, 'newly readable, behind the last acknowledged write: not yet')
+  t.equal(out[1]!.reason, 'catching up: offset 99 behind the last acknowledged write (100)')
+  t.equal(catchingUp([rep('10.0.0.3:6379', true, 100)], prev, 100)[0]!.healthy, true, 'holds it: readable')
+  t.equal(catchingUp(now, prev, null)[1]!.healthy, true, 'no write acknowledged on this master: nothing to hold')
 })
 
 t.test('a link the master cannot hear is reported until it is heard again, and closed at most once per 3 s', async t => {

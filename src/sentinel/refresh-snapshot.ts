@@ -7,7 +7,7 @@ import { nodeKey, type NodeAddress } from '../redis/connections.js'
 import type { ReplicationInfo } from '../redis/parse.js'
 import type { ReplicaLinks } from '../replica-links.js'
 import { replicaState } from '../replica-state.js'
-import type { TopologySnapshot } from '../topology-types.js'
+import type { ReplicaState, TopologySnapshot } from '../topology-types.js'
 import type { ChosenMaster, ReplicaVerdict } from './answers.js'
 
 /** What one refresh saw of the master's replicas. */
@@ -44,6 +44,11 @@ export interface RefreshOutcome {
   seen: SeenReplicas
   /** The WAIT count of a `replicated` write (src/sentinel/pinned-replicas.ts). */
   requiredReplicas: number
+  /**
+   * Replication offset of the last write acknowledged on this master (same master, same history)
+   * before its INFO was read; null when there is none.
+   */
+  ackedOffset: number | null
   failoverInProgress: boolean
 }
 
@@ -55,13 +60,14 @@ export function nextSnapshot (r: RefreshOutcome, links: ReplicaLinks, maxLagByte
   for (const [k, a] of attached) {
     if (!listed.has(k)) replicas.push(replicaState({ key: k, host: a.host, port: a.port, downByMajority: false, linkOk: true, flags: [] }, a, info, links, maxLagBytes, masterKey))
   }
+  const readable = catchingUp(replicas, r.prev, r.ackedOffset)
   return {
     ...prev,
     master,
     masterConfirmed: info?.role === 'master',
     configEpoch: chosen?.epoch ?? prev.configEpoch,
     masterReplOffset: info?.masterReplOffset ?? prev.masterReplOffset,
-    replicas,
+    replicas: readable,
     requiredReplicas: r.requiredReplicas,
     // Strict: a node leaves this set only when the sentinels stop listing it, never because it is down.
     allReplicas: chosen === null ? prev.allReplicas : new Set([...listed, ...attached.keys()].filter(k => k !== masterKey)).size,
@@ -71,4 +77,19 @@ export function nextSnapshot (r: RefreshOutcome, links: ReplicaLinks, maxLagByte
     failoverInProgress: r.failoverInProgress,
     refreshedAt: new Date().toISOString()
   }
+}
+
+/**
+ * A replica that becomes readable must first hold every write acknowledged before the master's INFO
+ * was read (`ackedOffset`): writes did not wait for a replica they did not count (right after a
+ * failover the WAIT count can be lower than the replicas readable a moment later), and a default read
+ * there would miss an acknowledged write for a few milliseconds. Replicas readable at the last refresh
+ * were counted by those writes, so they hold them already.
+ */
+export function catchingUp (replicas: ReplicaState[], prev: TopologySnapshot, ackedOffset: number | null): ReplicaState[] {
+  if (ackedOffset === null) return replicas
+  const was = new Set(prev.replicas.filter(x => x.healthy).map(x => x.key))
+  return replicas.map(x => x.healthy && !was.has(x.key) && x.offset !== null && x.offset < ackedOffset
+    ? { ...x, healthy: false, reason: `catching up: offset ${x.offset} behind the last acknowledged write (${ackedOffset})` }
+    : x)
 }
