@@ -10,6 +10,9 @@ import {
 } from './helpers/chaos.js'
 import { topologyFor } from './helpers/topology.js'
 
+// Five scenarios with real failovers take ~120 s on the 2-core box: more than half the suite's default
+// per-file timeout (180 s), so this file gets its own.
+t.setTimeout(300_000)
 const topo = await topologyFor(t)
 const rows: ChaosRow[] = []
 
