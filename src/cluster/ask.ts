@@ -23,13 +23,20 @@ export interface Redirects {
 }
 
 const ASK = /^ASK (\d+) (.+):(\d+)$/
+const MOVED = /^MOVED (\d+) (.+):(\d+)$/
 
-/** The slot and node an `-ASK <slot> <host:port>` reply names, or null for any other error. */
-export function askOf (err: unknown): { slot: number; node: NodeAddress } | null {
+/** The slot and node a redirect reply matching `re` names, or null for any other error. */
+function redirectOf (re: RegExp, err: unknown): { slot: number; node: NodeAddress } | null {
   if (!(err instanceof Error) || err.name !== 'ReplyError') return null
-  const m = ASK.exec(err.message)
+  const m = re.exec(err.message)
   return m === null ? null : { slot: Number(m[1]), node: { host: m[2]!, port: Number(m[3]) } }
 }
+
+/** The slot and node an `-ASK <slot> <host:port>` reply names, or null for any other error. */
+export function askOf (err: unknown): { slot: number; node: NodeAddress } | null { return redirectOf(ASK, err) }
+
+/** The slot and node a `-MOVED <slot> <host:port>` reply names, or null for any other error. */
+export function movedOf (err: unknown): { slot: number; node: NodeAddress } | null { return redirectOf(MOVED, err) }
 
 /**
  * The single ASK target of a batch's answers (`out`: one [error, reply] per user command; for a

@@ -99,9 +99,14 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade,
     if (ask === null) return null
     // Reads of the slot go to its master from now on (see migrating()); the next refresh confirms.
     if (!this.migratingSlots.has(ask.slot)) { this.migratingSlots.add(ask.slot); this.emit('slot-migrating', ask.slot); this.requestRefresh() }
-    const key = nodeKey(ask.node)
-    const shard = this.shardList.find(s => s.snapshot.master !== null && nodeKey(s.snapshot.master) === key)
+    const shard = this.shardMasteredBy(ask.node)
     return shard === undefined ? null : { node: ask.node, shard }
+  }
+
+  /** The shard `node` is master of in this view, if any. */
+  shardMasteredBy (node: NodeAddress): Shard | undefined {
+    const key = nodeKey(node)
+    return this.shardList.find(s => s.snapshot.master !== null && nodeKey(s.snapshot.master) === key)
   }
 
   /**

@@ -10,15 +10,13 @@
  */
 import type { Redis } from 'ioredis'
 import calculateSlot from 'cluster-key-slot'
-import { askingEach, askOf } from '../cluster/ask.js'
+import { askingEach, askOf, movedOf } from '../cluster/ask.js'
 import { ClusterTopology } from '../cluster/topology.js'
 import { GatewayError } from '../errors.js'
-import { nodeKey, type Connections, type NodeAddress } from '../redis/connections.js'
+import type { Connections, NodeAddress } from '../redis/connections.js'
 import { withTimeout } from '../redis/faults.js'
 import type { Topology } from '../topology.js'
 import type { Arg } from './keys.js'
-
-const MOVED = /^MOVED (\d+) (.+):(\d+)$/
 
 /** The bounds of one question (the gate's config). */
 export interface KeyQuestionTimeouts { connectTimeoutMs: number; commandTimeoutMs: number }
@@ -70,13 +68,12 @@ export class KeyNodes {
       const target = t.askTarget(err)
       return target === null ? null : { node: target.node, asking: true }
     }
-    const m = err instanceof Error && err.name === 'ReplyError' ? MOVED.exec(err.message) : null
-    if (m === null) return null
+    const moved = movedOf(err)
+    if (moved === null) return null
     // The view is stale: refreshed in the background; the node named is asked now if it is a shard master.
     t.requestRefresh()
-    const named = nodeKey({ host: m[2]!, port: Number(m[3]) })
-    const shard = t.shards.find(s => s.snapshot.master !== null && nodeKey(s.snapshot.master) === named)
-    return shard?.snapshot.master == null ? null : { node: shard.snapshot.master, asking: false }
+    const master = t.shardMasteredBy(moved.node)?.snapshot.master
+    return master == null ? null : { node: master, asking: false }
   }
 
   private async ask (node: NodeAddress, key: Arg, asking: boolean): Promise<number> {
