@@ -19,6 +19,7 @@ import type { ReplicationInfo } from '../redis/parse.js'
 import type { ReplicaLinks } from '../replica-links.js'
 import { replicaState } from '../replica-state.js'
 import { AckHistory, UNCHECKED, type AckedPosition } from '../sentinel/history.js'
+import { catchingUp } from '../sentinel/refresh-snapshot.js'
 import { checkPromotion } from '../master-check.js'
 import type { Topology } from '../topology.js'
 import { emptySnapshot, type FailoverRecord, type TopologySnapshot } from '../topology-types.js'
@@ -46,6 +47,8 @@ export class Shard implements KvTopology {
   private readonly pinned = new Set<string>()
   private readonly history = new AckHistory()
   private masterSince = 0
+  /** The last acknowledged write as it was when the refresh in progress began (`markAcknowledged`). */
+  private ackedMark: { node: string; replid: string; offset: number } | null = null
   /** The slot ranges served, as last seen. */
   slots: Array<[number, number]> = []
 
@@ -55,6 +58,15 @@ export class Shard implements KvTopology {
   }
 
   get snapshot (): TopologySnapshot { return this.state }
+
+  /**
+   * Called before a refresh reads the master's INFO: the last write acknowledged by then is what a
+   * replica that becomes readable in that refresh must hold (catching up, as in Sentinel mode).
+   */
+  markAcknowledged (): void {
+    const p = this.history.position
+    this.ackedMark = p === null ? null : { node: p.node, replid: p.replid, offset: p.offset }
+  }
 
   /**
    * A new view of the shard: `nodes` from CLUSTER NODES, `info` the master's INFO replication
@@ -78,10 +90,15 @@ export class Shard implements KvTopology {
 
     // The cluster's `fail` flag (agreed by a majority of masters) plays the sentinels' "down" verdict.
     const verdicts = nodes.replicas.map(r => ({ key: nodeKey(r), host: r.host, port: r.port, downByMajority: r.failed, linkOk: !r.suspected, flags: r.failed ? ['fail'] : r.suspected ? ['fail?'] : [] }))
-    const replicas = verdicts.map(v => {
-      const st = replicaState(v, attached.get(v.key), info, links, this.config.replicaMaxLagBytes)
+    const states = verdicts.map(v => {
+      const st = replicaState(v, attached.get(v.key), info, links, this.config.replicaMaxLagBytes, nodeKey(master))
       return v.downByMajority ? { ...st, reason: 'flagged fail by the cluster' } : st
     })
+    // Same master, same history as when the mark was taken: the mark's offset is comparable.
+    const mark = this.ackedMark
+    this.ackedMark = null
+    const ackedOffset = mark !== null && !changed && info !== null && mark.node === nodeKey(master) && mark.replid === info.replid ? mark.offset : null
+    const replicas = catchingUp(states, prev, ackedOffset)
     const inGrace = Date.now() - this.masterSince < MASTER_CHANGE_GRACE_MS
     const anyUp = verdicts.some(v => !v.downByMajority) || (inGrace && verdicts.length > 0)
     const now = new Date().toISOString()

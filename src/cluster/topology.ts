@@ -195,6 +195,7 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade,
     for (const n of nodes) if (!n.failed) this.known.set(nodeKey(n), { host: n.host, port: n.port })
     const found = shardsOf(nodes)
     const replicas = found.flatMap(s => s.replicas).filter(r => !r.failed)
+    for (const s of this.shardList) s.markAcknowledged()
     const [infos] = await Promise.all([
       // A master the cluster flags failing is not asked: it would only cost a timeout per refresh,
       // while its replica's promotion must be seen at once.
