@@ -26,7 +26,7 @@ import { backoffWithin } from './retry.js'
 import type { Topology } from './topology.js'
 import { CommandRunner, type CommandOptions, type CommandsResult } from './upstash/runner.js'
 
-import { NodeReads, userError, type ReadCache, type ReadOptions, type ReadResult } from './kv-reads.js'
+import { NodeReads, readResult, userError, type ReadCache, type ReadOptions, type ReadResult } from './kv-reads.js'
 
 export type { ReadCache, ReadOptions, ReadResult, Role } from './kv-reads.js'
 export type Condition = 'none' | 'create-only' | 'replace-only' | { etag: string }
@@ -91,14 +91,14 @@ export class KvService {
 
   private async getAny (key: string, opts: ReadOptions): Promise<ReadResult> {
     if (this.near === undefined) return await this.read(key, opts, false)
-    if (opts.consistency !== 'eventual' || opts.syncToken !== undefined) return { ...await this.read(key, opts, false), cache: 'bypass' }
+    if (opts.consistency !== 'eventual' || opts.syncToken !== undefined) return withCache(await this.read(key, opts, false), 'bypass')
     const cache = this.near.cache
     // Before answering from memory, let the I/O already received be processed: an invalidation
     // that reached this process together with the request is applied first.
     if (cache.has(key)) await nextCheckPhase()
     const hit = cache.get(key)
-    if (hit !== undefined) return { ...hit, ttlSeconds: null, servedBy: 'replica', cache: 'hit' }
-    return { ...await this.read(key, opts, true), cache: 'miss' }
+    if (hit !== undefined) return readResult(hit, null, 'replica', hit.node, 'hit')
+    return withCache(await this.read(key, opts, true), 'miss')
   }
 
   /** A read from Redis; `fill`: a replica's answer may be stored in the near-cache. */
@@ -281,4 +281,10 @@ export class KvService {
       }
     }
   }
+}
+
+/** `r` (a fresh result of one read, its `cache` field present) with its near-cache outcome. */
+function withCache (r: ReadResult, cache: ReadResult['cache']): ReadResult {
+  r.cache = cache
+  return r
 }
