@@ -159,7 +159,9 @@ export class KvService {
         known ??= n
         return known
       })
-    return { ...r.result, created: r.outcome === 0 }
+    const { syncToken, node, replicas } = r.result
+    // Field by field, not a spread (see readResult in src/kv-reads.ts).
+    return { syncToken, node, replicas, created: r.outcome === 0 }
   }
 
   async delete (key: string, opts: { durability?: Durability }): Promise<DeleteResult> {
@@ -168,7 +170,8 @@ export class KvService {
       existed ||= Number(reply) > 0
       return existed ? 1 : 0
     })
-    return { ...r.result, existed: r.outcome === 1 }
+    const { syncToken, node, replicas } = r.result
+    return { syncToken, node, replicas, existed: r.outcome === 1 }
   }
 
   /**

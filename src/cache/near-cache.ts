@@ -98,7 +98,9 @@ export class NearCache {
     if (fill.cancelled || answer === undefined) return
     if (answer.value !== null && answer.value.length > this.maxValueBytes) return
     // The parser's Buffer is a view into a whole socket read: keep a copy of just the value.
-    this.lru.set(fill.key, answer.value === null ? answer : { ...answer, value: Buffer.from(answer.value) })
+    // Field by field, not `{ ...answer, value }`: a spread followed by more properties is slow in V8 11
+    // and leaves old-generation garbage (bench/README.md, session 7).
+    this.lru.set(fill.key, answer.value === null ? answer : { value: Buffer.from(answer.value), etag: answer.etag, node: answer.node })
   }
 
   /** The key changed on the server (or is being written through us): drop it, cancel its fills. */
