@@ -8,7 +8,7 @@
  */
 import calculateSlot from 'cluster-key-slot'
 import t from 'tap'
-import { clusterFor, startClusterGateway } from './helpers/cluster.js'
+import { askingGet, clusterFor, onNode, startClusterGateway } from './helpers/cluster.js'
 import { KvClient, kvPath } from './helpers/kv-client.js'
 
 const BUDGET_MS = 5000
@@ -19,20 +19,6 @@ const gw = await startClusterGateway(t, cluster, { REQUEST_RETRY_BUDGET_MS: Stri
 const api = new KvClient(gw.url)
 const TAG = `{clask:${process.pid}}`
 const slot = calculateSlot(TAG)
-
-/** GET of each key on the node on `port`, each after ASKING (it imports their slot). */
-async function askingGet (port: number, keys: readonly string[]): Promise<Array<string | null>> {
-  return await onNode(port, async c => {
-    const out: Array<string | null> = []
-    for (const k of keys) { await c.asking(); out.push(await c.get(k)) }
-    return out
-  })
-}
-
-async function onNode<T> (port: number, fn: (c: ReturnType<typeof cluster.client>) => Promise<T>): Promise<T> {
-  const c = cluster.client(port)
-  try { return await fn(c) } finally { c.disconnect() }
-}
 
 /** A request and how long it took. */
 async function timed<T> (fn: () => Promise<T>): Promise<{ r: T; ms: number }> {
@@ -51,19 +37,14 @@ t.test('requests on a slot held mid-migration follow ASK at once; writes confirm
   for (const k of old) t.equal((await api.put(k, k)).status, 201, `seed ${k}`)
   const view = await cluster.view()
   const fromPort = await cluster.masterOf(slot)
-  const from = view.find(n => n.port === fromPort)!
   const to = view.find(n => n.role === 'master' && n.slots.length > 0 && n.port !== fromPort)!
   const toReplica = view.find(n => n.masterId === to.id)!
   // Half-migrated, and held so: keys 0-3 on the importing node, 4-7 still on the old owner.
-  await onNode(to.port, async c => await c.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id))
-  await onNode(fromPort, async c => {
-    await c.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id)
-    await c.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...old.slice(0, 4))
-  })
+  await cluster.holdMigration(slot, to.port, old.slice(0, 4))
   // Read at once, before the gateway can know: the old owner's replica no longer has the key.
   const early = await api.request('GET', kvPath(old[0]!))
   t.comment(`eventual GET of a migrated key before the gateway saw the migration: ${early.status} (x-cache ${String(early.headers.get('x-cache'))})`)
-  await t.rejects(onNode(fromPort, async c => await c.get(old[0]!)), /^ASK /, 'the old owner answers ASK for a migrated key')
+  await t.rejects(onNode(cluster, fromPort, async c => await c.get(old[0]!)), /^ASK /, 'the old owner answers ASK for a migrated key')
 
   const fast = (what: string, ms: number): void => { t.ok(ms < AT_ONCE_MS, `${what}: ${ms} ms < ${AT_ONCE_MS} ms (the slot stays migrating)`) }
   // The old owner's replica no longer has the migrated keys (MIGRATE deleted them there): once the
@@ -130,13 +111,13 @@ t.test('requests on a slot held mid-migration follow ASK at once; writes confirm
 
   // On the servers: the new writes are on the importing master and its replica, not on the old owner.
   const written = [fresh, `${TAG}:new:b`, `${TAG}:u:1`, `${TAG}:u:2`, `${TAG}:u:3`, `${TAG}:u:n`]
-  t.same(await askingGet(to.port, written), [fresh, `${TAG}:new:b`, 'one', 'two', 'three', '1'], `the writes are on the importing master :${to.port}`)
-  t.same(await askingGet(to.port, [old[2]!, old[3]!]), ['replaced', null], 'the replaced key too; the deleted one is gone there')
-  t.equal(await onNode(to.port, async c => await c.wait(1, 1000)), 1, 'its replica acknowledges everything it has')
+  t.same(await askingGet(cluster, to.port, written), [fresh, `${TAG}:new:b`, 'one', 'two', 'three', '1'], `the writes are on the importing master :${to.port}`)
+  t.same(await askingGet(cluster, to.port, [old[2]!, old[3]!]), ['replaced', null], 'the replaced key too; the deleted one is gone there')
+  t.equal(await onNode(cluster, to.port, async c => await c.wait(1, 1000)), 1, 'its replica acknowledges everything it has')
   // The replica refuses keyed commands of a slot its master only imports: KEYS names them anyway.
-  const onReplica = (await onNode(toReplica.port, async c => await c.keys(`${TAG}:*`))).sort()
+  const onReplica = (await onNode(cluster, toReplica.port, async c => await c.keys(`${TAG}:*`))).sort()
   t.same(written.filter(k => !onReplica.includes(k)), [], `and on its replica :${toReplica.port}`)
-  const onFrom = await onNode(fromPort, async c => await c.keys(`${TAG}:*`))
+  const onFrom = await onNode(cluster, fromPort, async c => await c.keys(`${TAG}:*`))
   t.same(onFrom.filter(k => written.includes(k)), [], 'none of them on the old owner')
 
   // The migration ends: every acknowledged key is on the new owner.
@@ -145,6 +126,6 @@ t.test('requests on a slot held mid-migration follow ASK at once; writes confirm
   // Every key written with value = key (seeded, or acknowledged during the migration).
   const lost = await cluster.lost([old[0]!, old[1]!, ...old.slice(4), fresh, `${TAG}:new:b`])
   t.same(lost, [], 'every acknowledged /kv key holds its value there')
-  t.same(await onNode(to.port, async c => [await c.get(old[2]!), await c.exists(old[3]!), await c.get(`${TAG}:u:1`), await c.get(`${TAG}:u:n`)]),
+  t.same(await onNode(cluster, to.port, async c => [await c.get(old[2]!), await c.exists(old[3]!), await c.get(`${TAG}:u:1`), await c.get(`${TAG}:u:n`)]),
     ['replaced', 0, 'one', '1'], 'the replaced key, the deleted one, the Upstash writes')
 })

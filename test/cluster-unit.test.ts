@@ -42,6 +42,22 @@ t.test('shards: masters with slots, their replicas; a failed master without slot
   t.same(rangesText([[0, 5460], [7, 7]]), ['0-5460', '7'])
 })
 
+t.test('shards: a master serving no slot yet (scale-out) is one, listed last by id; failing ones are none', async t => {
+  const shards = shardsOf(parseClusterNodes([
+    'e2 127.0.0.1:7008@17008 master - 0 0 0 connected',
+    'a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 5461-16383',
+    'e1 127.0.0.1:7007@17007 master - 0 0 0 connected [0-<-a2]',
+    'a2 127.0.0.1:7002@17002 master - 0 0 2 connected 0-5460 [0->-e1]',
+    'x1 127.0.0.1:7009@17009 master,fail? - 0 0 0 connected',
+    'x2 127.0.0.1:7011@17011 master,fail - 0 0 0 disconnected',
+    'r1 127.0.0.1:7010@17010 slave e1 0 0 0 connected'
+  ].join('\n')))
+  t.same(shards.map(s => [s.master.id, s.replicas.map(r => r.id)]), [['a2', []], ['a1', []], ['e1', ['r1']], ['e2', []]],
+    'by first slot, then the empty masters by node id (one importing its first slot, with a replica); none flagged failing')
+  const table = slotTable(shards)
+  t.same([table[0], table[5461], table.every(i => i === 0 || i === 1)], [0, 1, true], 'the slot table names only the shards serving slots')
+})
+
 t.test('the slot of a command: its keys\' slot, CROSSSLOT across slots, keyless commands', async t => {
   t.equal(slotOf(['get', 'user:1']), calculateSlot('user:1'))
   t.equal(slotOf(['mset', '{u}a', '1', '{u}b', '2']), calculateSlot('u'), 'a hash tag puts keys on one slot')

@@ -64,15 +64,20 @@ export function parseClusterNodes (text: string): ClusterNode[] {
 }
 
 /**
- * Shards: every master serving at least one slot, with the replicas following it. A failed master
- * that lost its slots (its replica took over) is no shard; it shows up again as a replica once back.
+ * Shards: every master, with the replicas following it, by first slot served. A master serving no
+ * slot is a shard too (a new empty node added to scale out: an ASK during its first slot's import
+ * sends writes there), listed last by node id; unless the cluster flags it failing: a failed master
+ * that lost its slots (its replica took over) is no shard, and shows up again as a replica once back.
  */
 export function shardsOf (nodes: readonly ClusterNode[]): ShardNodes[] {
   return nodes
-    .filter(n => n.role === 'master' && n.slots.length > 0)
+    .filter(n => n.role === 'master' && (n.slots.length > 0 || (!n.failed && !n.suspected)))
     .map(master => ({ master, replicas: nodes.filter(n => n.role === 'replica' && n.masterId === master.id) }))
-    .sort((a, b) => a.master.slots[0]![0] - b.master.slots[0]![0])
+    .sort((a, b) => firstSlot(a) - firstSlot(b) || (a.master.id < b.master.id ? -1 : a.master.id > b.master.id ? 1 : 0))
 }
+
+/** The shard's first slot; SLOTS (after every slot) for a master serving none. */
+const firstSlot = (s: ShardNodes): number => s.master.slots[0]?.[0] ?? SLOTS
 
 /** For each slot, the index in `shards` of the shard serving it (-1: none). */
 export function slotTable (shards: readonly ShardNodes[]): Int16Array {

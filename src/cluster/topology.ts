@@ -73,7 +73,7 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade,
       err => this.log.warn({ err: err.message }, 'cluster topology refresh failed'), MIN_REFRESH_GAP_MS)
   }
 
-  /** The shards, by their first slot. */
+  /** The shards, by their first slot (masters serving none yet last). */
   get shards (): readonly Shard[] { return this.shardList }
 
   /**
@@ -91,8 +91,9 @@ export class ClusterTopology extends EventEmitter implements SentinelModeFacade,
 
   /**
    * Where an ASK answer sends a command: the importing node and the shard it is master of (its WAIT
-   * count confirms a write there). Null when `err` is no ASK, or the node is no shard's master in
-   * this view (a new empty master: the request is then retried until the migration ends).
+   * count confirms a write there; a new empty master is a shard too, see shardsOf). Null when `err`
+   * is no ASK, or the node is no shard's master in this view (not listed yet, or flagged failing:
+   * the request is then retried the ordinary way).
    */
   askTarget (err: unknown): AskTarget | null {
     const ask = askOf(err)

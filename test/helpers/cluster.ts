@@ -46,6 +46,17 @@ export interface Cluster {
    * Returns how many keys moved.
    */
   migrateSlot(slot: number, toPort: number): Promise<number>
+  /**
+   * Starts a slot's migration to the master on `toPort` and holds it there: SETSLOT IMPORTING on
+   * it, MIGRATING on the slot's owner, MIGRATE of `keys` only. Returns the owner's port.
+   */
+  holdMigration(slot: number, toPort: number, keys?: readonly string[]): Promise<number>
+  /**
+   * Scale-out: starts one more node (same config and ACL users, its own subdir, a free port), joins
+   * it with CLUSTER MEET as a master serving no slot, and waits until every node lists it alike.
+   * Stopped with the cluster.
+   */
+  addNode(): Promise<NodeProc>
   /** Keys of `keys` the master serving their slot now does not hold with value = key ("key@:port=found"). */
   lost(keys: readonly string[]): Promise<string[]>
   /** Bounded wait: cluster_state ok on every live node, every live replica's link up, views agree. */
@@ -76,27 +87,37 @@ class ClusterImpl implements Cluster {
   seedList = ''
   readonly acl: Cluster['acl']
   readonly procs: NodeSet
+  /** Every node's config lines (cluster settings, the ACL users). */
+  private readonly conf: string[]
 
   constructor (readonly opts: Required<Omit<ClusterOptions, 'log'>>, root: string, private readonly log: (line: string) => void) {
     const pw = (): string => randomBytes(12).toString('hex')
     this.acl = { data: { username: DATA_USER, password: pw() }, control: { username: CONTROL_USER, password: pw() } }
     this.procs = new NodeSet(root, resolveBinaries(), () => undefined, log)
-  }
-
-  async start (): Promise<void> {
-    const ports = await freePorts(this.opts.masters * 2)
-    const lines = [
-      'cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-node-timeout ${this.opts.nodeTimeoutMs}`,
+    this.conf = [
+      'cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-node-timeout ${opts.nodeTimeoutMs}`,
       // A replica may always take over (no data-age limit): the tests kill masters on purpose.
       'cluster-replica-validity-factor 0', 'save ""', 'appendonly no',
       ...aclConfigLines({ dataPassword: this.acl.data.password, controlPassword: this.acl.control.password })
     ]
+  }
+
+  /** Starts a node on each of `ports` and waits until each answers PING. */
+  private async launch (ports: readonly number[]): Promise<NodeProc[]> {
+    const procs: NodeProc[] = []
     for (const port of ports) {
       const proc = this.procs.create('redis', port)
       this.nodes.push(proc)
-      await this.procs.launch(proc, lines)
+      procs.push(proc)
+      await this.procs.launch(proc, this.conf)
     }
-    await Promise.all(this.nodes.map(async p => await this.procs.waitPing(p)))
+    await Promise.all(procs.map(async p => await this.procs.waitPing(p)))
+    return procs
+  }
+
+  async start (): Promise<void> {
+    const ports = await freePorts(this.opts.masters * 2)
+    await this.launch(ports)
     this.seedList = ports.map(p => `${HOST}:${p}`).join(',')
     // redis-cli pairs the first N addresses as masters and the rest as their replicas.
     await run('redis-cli', ['--cluster', 'create', ...ports.map(p => `${HOST}:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 20_000 })
@@ -122,31 +143,46 @@ class ClusterImpl implements Cluster {
     return Number(range[2][1])
   }
 
-  async migrateSlot (slot: number, toPort: number): Promise<number> {
+  async holdMigration (slot: number, toPort: number, keys: readonly string[] = []): Promise<number> {
     const view = await this.view()
     const fromPort = await this.masterOf(slot)
-    const from = view.find(n => n.port === fromPort)!
-    const to = view.find(n => n.port === toPort)!
-    const s = this.client(fromPort)
-    const d = this.client(toPort)
+    const id = (port: number): string => view.find(n => n.port === port)!.id
+    await onNode(this, toPort, async c => await c.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', id(fromPort)))
+    await onNode(this, fromPort, async c => {
+      await c.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', id(toPort))
+      if (keys.length > 0) await c.call('MIGRATE', HOST, toPort, '', 0, 5000, 'KEYS', ...keys)
+    })
+    return fromPort
+  }
+
+  async migrateSlot (slot: number, toPort: number): Promise<number> {
+    const fromPort = await this.holdMigration(slot, toPort)
     let moved = 0
-    try {
-      await d.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id)
-      await s.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id)
+    await onNode(this, fromPort, async s => {
       for (let round = 0; round < 1000; round++) {
         const keys = await s.call('CLUSTER', 'GETKEYSINSLOT', slot, 100) as string[]
         if (keys.length === 0) break
         await s.call('MIGRATE', HOST, toPort, '', 0, 5000, 'KEYS', ...keys)
         moved += keys.length
       }
-    } finally {
-      s.disconnect()
-      d.disconnect()
-    }
-    for (const n of view.filter(v => v.role === 'master' && v.slots.length > 0 && !v.failed)) {
+    })
+    // The new owner first (it bumps its config epoch: its claim wins), as Redis documents; it may
+    // serve no slot yet (scale-out). Then every other master.
+    const view = await this.view()
+    const to = view.find(n => n.port === toPort)!
+    for (const n of [to, ...view.filter(v => v.role === 'master' && v.slots.length > 0 && !v.failed && v !== to)]) {
       await probe(n.port, undefined, async c => await c.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id))
     }
     return moved
+  }
+
+  async addNode (): Promise<NodeProc> {
+    const [proc] = await this.launch(await freePorts(1))
+    const seed = this.nodes.find(n => n !== proc && this.procs.isLive(n))!
+    await probe(proc!.port, undefined, async c => await c.call('CLUSTER', 'MEET', HOST, seed.port))
+    this.log(`node :${proc!.port} met the cluster`)
+    await this.waitHealthy()
+    return proc!
   }
 
   async lost (keys: readonly string[]): Promise<string[]> {
@@ -192,6 +228,21 @@ class ClusterImpl implements Cluster {
   async kill (proc: NodeProc, sig: NodeJS.Signals = 'SIGKILL'): Promise<void> { await this.procs.kill(proc, sig) }
   async restart (proc: NodeProc): Promise<void> { await this.procs.restart(proc) }
   async stop (): Promise<void> { await this.procs.stop() }
+}
+
+/** Runs `fn` with a short-lived client to the node on `port` (default user), disconnected afterwards. */
+export async function onNode<T> (cluster: Pick<Cluster, 'client'>, port: number, fn: (c: Redis) => Promise<T>): Promise<T> {
+  const c = cluster.client(port)
+  try { return await fn(c) } finally { c.disconnect() }
+}
+
+/** GET of each key on the node on `port`, each after ASKING (it may only import their slot). */
+export async function askingGet (cluster: Pick<Cluster, 'client'>, port: number, keys: readonly string[]): Promise<Array<string | null>> {
+  return await onNode(cluster, port, async c => {
+    const out: Array<string | null> = []
+    for (const k of keys) { await c.asking(); out.push(await c.get(k)) }
+    return out
+  })
 }
 
 /** Starts a cluster; on failure everything started is stopped before the error is thrown. */

@@ -100,7 +100,7 @@ function picture (snap: PageSnapshot, shards: readonly Shard[], breakerOf: Map<s
     const x0 = i * colW + pad
     const w = colW - 2 * pad
     const chars = Math.floor(w / 6.3)
-    svg.append(s('text', { x: x0 + w / 2, y: 16, 'text-anchor': 'middle', class: 'shard-label' }, clip(`shard ${sh.id} · slots ${sh.slots.join(', ')}`, chars)))
+    svg.append(s('text', { x: x0 + w / 2, y: 16, 'text-anchor': 'middle', class: 'shard-label' }, clip(`shard ${sh.id} · slots ${sh.slots.join(', ') || 'none yet'}`, chars)))
     const my = 26
     const ry = my + NODE_H + 56
     const n = Math.max(sh.replicas.length, 1)
