@@ -2,20 +2,23 @@
  * Subscriptions over Server-Sent Events, wire-compatible with @upstash/redis's `subscribe` and
  * `psubscribe`, and usable from a browser's EventSource (GET, token as `?_token=`). HTTP mapping
  * only: the hub (src/pubsub/hub.ts) holds the one Redis subscriber connection, each stream
- * (src/pubsub/stream.ts) one client.
+ * (src/pubsub/stream.ts) one client. Sharded channels (`/ssubscribe`, SSUBSCRIBE) are the same
+ * streams, served by the sharded hub (src/pubsub/shard-hub.ts) on the master of their slot.
  *
  * Registered inside the Upstash plugin (routes/upstash.ts): the same authentication (header or
- * `?_token=`), error shape and body parser. GET|POST /subscribe/* and /psubscribe/* are more
- * specific than the path form `/*`, so the router sends them here.
+ * `?_token=`), error shape and body parser. GET|POST /subscribe/*, /psubscribe/* and /ssubscribe/*
+ * are more specific than the path form `/*`, so the router sends them here.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { streamRouteDoc } from '../src/pubsub/docs.js'
 import { PubSubHub } from '../src/pubsub/hub.js'
 import { StreamLimits } from '../src/pubsub/limits.js'
-import { clusterNodes, sentinelNodes, type Candidates } from '../src/pubsub/placement.js'
+import { clusterNodes, clusterShardTarget, sentinelNodes, sentinelShardTarget, type Candidates } from '../src/pubsub/placement.js'
 import { checkSubscription, type SubscriptionKind } from '../src/pubsub/rights.js'
+import { commonSlot, ShardedPubSubHub } from '../src/pubsub/shard-hub.js'
 import { SseStream } from '../src/pubsub/stream.js'
+import { CROSSSLOT } from '../src/cluster/commands.js'
 import { UpstashHttpError } from '../src/upstash/protocol.js'
 
 /** Longest wait for the streams' last bytes at shutdown before the sockets are closed anyway. */
@@ -33,6 +36,15 @@ const routes: FastifyPluginAsync = async (app) => {
     topology,
     nodes: cluster === undefined ? () => sentinelNodes(topology.snapshot, candidates) : () => clusterNodes(cluster.shards, candidates),
     log: app.log.child({ component: 'pubsub' }) as unknown as Logger,
+    timeoutMs: config.connectTimeoutMs
+  })
+  // SPUBLISH reaches the nodes of the channel's shard only (Cluster), the master and its replicas (Sentinel).
+  const shardHub = new ShardedPubSubHub({
+    connections: app.connections,
+    topology,
+    target: cluster === undefined ? sentinelShardTarget(topology) : clusterShardTarget(cluster),
+    refresh: () => topology.requestRefresh(),
+    log: app.log.child({ component: 'pubsub-sharded' }) as unknown as Logger,
     timeoutMs: config.connectTimeoutMs
   })
   const limits = new StreamLimits(config.pubsub.maxStreamsPerToken, config.pubsub.maxStreams)
@@ -56,11 +68,13 @@ const routes: FastifyPluginAsync = async (app) => {
     })
     await Promise.all(finished)
   })
-  app.addHook('onClose', async () => hub.close())
+  app.addHook('onClose', async () => { hub.close(); shardHub.close() })
 
   async function serve (kind: SubscriptionKind, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const names = namesOf(req.url, kind, config.maxKeyBytes)
     checkSubscription(req.principal, kind, names)
+    // Redis Cluster serves one SSUBSCRIBE from the shard of its slot: its channels must share it.
+    if (kind === 'ssubscribe' && cluster !== undefined && commonSlot(names) === null) throw new UpstashHttpError(400, CROSSSLOT)
     // A stream never ends: only to a client that asked for one (EventSource and the SDK do), so a
     // plain JSON client (curl without the header, a generic HTTP library) is told, not left hanging.
     if (!acceptsEventStream(req.headers.accept)) {
@@ -85,7 +99,7 @@ const routes: FastifyPluginAsync = async (app) => {
     // Queued before anything is sent, so the confirmations come before any message.
     stream.confirm(names)
     try {
-      unsubscribe = await hub.add(stream, kind, names)
+      unsubscribe = kind === 'ssubscribe' ? await shardHub.add(stream, kind, names) : await hub.add(stream, kind, names)
     } catch (err) {
       stream.body.destroy()
       throw err
@@ -97,7 +111,7 @@ const routes: FastifyPluginAsync = async (app) => {
     return await reply.send(stream.body)
   }
 
-  for (const kind of ['subscribe', 'psubscribe'] as const) {
+  for (const kind of ['subscribe', 'psubscribe', 'ssubscribe'] as const) {
     for (const method of ['GET', 'POST'] as const) {
       app.route({
         method,
@@ -131,7 +145,7 @@ export function namesOf (rawUrl: string, kind: SubscriptionKind, maxBytes: numbe
   if (path === '') throw new UpstashHttpError(400, `ERR wrong number of arguments for '${kind}' command`)
   const segments = path.split('/')
   if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop() // a trailing slash
-  if (segments.length > MAX_NAMES_PER_STREAM) throw new UpstashHttpError(400, `ERR at most ${MAX_NAMES_PER_STREAM} ${kind === 'subscribe' ? 'channels' : 'patterns'} in one stream`)
+  if (segments.length > MAX_NAMES_PER_STREAM) throw new UpstashHttpError(400, `ERR at most ${MAX_NAMES_PER_STREAM} ${kind === 'psubscribe' ? 'patterns' : 'channels'} in one stream`)
   const names = segments.map((s, i) => {
     let name: string
     try {
@@ -140,7 +154,7 @@ export function namesOf (rawUrl: string, kind: SubscriptionKind, maxBytes: numbe
       throw new UpstashHttpError(400, `ERR path segment ${i + 2} is not valid percent-encoded UTF-8`)
     }
     const bytes = Buffer.byteLength(name)
-    if (bytes === 0 || bytes > maxBytes) throw new UpstashHttpError(400, `ERR each ${kind === 'subscribe' ? 'channel' : 'pattern'} must be 1 to ${maxBytes} bytes (KV_MAX_KEY_BYTES)`)
+    if (bytes === 0 || bytes > maxBytes) throw new UpstashHttpError(400, `ERR each ${kind === 'psubscribe' ? 'pattern' : 'channel'} must be 1 to ${maxBytes} bytes (KV_MAX_KEY_BYTES)`)
     return name
   })
   return names

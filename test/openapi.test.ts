@@ -47,7 +47,8 @@ const ERROR_REF = '#/components/schemas/Error'
 /** The Upstash-compatible routes (tag upstash), whose errors have the Upstash shape {"error": "..."}. */
 const UPSTASH_OPS = ['POST /', 'POST /pipeline', 'POST /multi-exec', 'GET /{command}', 'POST /{command}']
 /** The subscription streams (tag upstash, routes/subscribe.ts). */
-const STREAM_OPS = ['GET /subscribe/{channels}', 'POST /subscribe/{channels}', 'GET /psubscribe/{patterns}', 'POST /psubscribe/{patterns}']
+const STREAM_OPS = ['GET /subscribe/{channels}', 'POST /subscribe/{channels}', 'GET /psubscribe/{patterns}', 'POST /psubscribe/{patterns}',
+  'GET /ssubscribe/{channels}', 'POST /ssubscribe/{channels}']
 const NON_ERROR_SHAPED = new Set([
   'GET /readyz 503' // the readiness probe answers { status, reason }
 ])
@@ -448,7 +449,7 @@ t.test('real answers match the document', async (t) => {
     await c.check(t, await sup('POST', '/set/scope%3Ax', {}, 'v'), '/{command}', 'post', { status: 401, headers: ['www-authenticate'] })
     await c.check(t, await sup('POST', '/set/scope%3Ax', ro, 'v'), '/{command}', 'post', { status: 403 })
     // Subscription streams: 401, 403 (no p right), 400 (an empty name)
-    for (const [kind, op] of [['subscribe', '/subscribe/{channels}'], ['psubscribe', '/psubscribe/{patterns}']] as const) {
+    for (const [kind, op] of [['subscribe', '/subscribe/{channels}'], ['psubscribe', '/psubscribe/{patterns}'], ['ssubscribe', '/ssubscribe/{channels}']] as const) {
       for (const method of ['GET', 'POST'] as const) {
         const m = method.toLowerCase() as Method
         await c.check(t, await sup(method, `/${kind}/scope%3Ax`, {}), op, m, { status: 401, headers: ['www-authenticate'] })
@@ -469,7 +470,8 @@ t.test('real answers match the document', async (t) => {
       ['POST', '/', '/', '["GET","k"]'], ['POST', '/pipeline', '/pipeline', '[["GET","k"]]'], ['POST', '/multi-exec', '/multi-exec', '[["GET","k"]]'],
       ['GET', '/get/k', '/{command}', undefined], ['POST', '/set/k', '/{command}', 'v'],
       ['GET', '/subscribe/k', '/subscribe/{channels}', undefined], ['POST', '/subscribe/k', '/subscribe/{channels}', '[]'],
-      ['GET', '/psubscribe/k*', '/psubscribe/{patterns}', undefined], ['POST', '/psubscribe/k*', '/psubscribe/{patterns}', '[]']
+      ['GET', '/psubscribe/k*', '/psubscribe/{patterns}', undefined], ['POST', '/psubscribe/k*', '/psubscribe/{patterns}', '[]'],
+      ['GET', '/ssubscribe/k', '/ssubscribe/{channels}', undefined], ['POST', '/ssubscribe/k', '/ssubscribe/{channels}', '[]']
     ]
     for (const [method, path, op, body] of everyRoute) {
       await c.check(t, await breq(method, path, body), op, method.toLowerCase() as Method, { status: 429, headers: ['retry-after'] })

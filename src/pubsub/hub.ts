@@ -24,7 +24,8 @@ import { nodeKey, type Connections, type NodeAddress } from '../redis/connection
 import { patternsExcept } from '../security/acl.js'
 import { isReservedChannel, RESERVED_CHANNEL_PREFIX } from '../security/reserved.js'
 import { globMatch } from './glob.js'
-import { Link } from './link.js'
+import { Link, subscriberClient } from './link.js'
+import { subscribed } from './wait.js'
 import type { HubNodes } from './placement.js'
 
 /** After falling back to the master, stay at least this long before moving to a replica (each move is a gap). */
@@ -45,6 +46,8 @@ export interface HubMessage {
   message: Buffer
   /** The subscribed pattern it matched (pattern subscriptions only). */
   pattern?: string
+  /** A sharded channel's message (SSUBSCRIBE: `smessage`). */
+  sharded?: boolean
   frame?: Buffer
 }
 
@@ -114,14 +117,9 @@ export class PubSubHub {
       }
     }
     const remove = (): void => this.remove(listener, kind, keys)
-    try {
-      const link = this.ensureLink()
-      void link.sync()
-      await this.covered(kind === 'subscribe' ? keys : [], kind === 'psubscribe')
-    } catch (err) {
-      remove()
-      throw err instanceof GatewayError ? err : new GatewayError('GW_ERR_REDIS_UNAVAILABLE', `no Redis node took the subscription: ${(err as Error).message}`, { retryAfter: 1, cause: err })
-    }
+    const channels = kind === 'subscribe' ? keys : []
+    await subscribed(this.events, () => { void this.ensureLink().sync() },
+      () => this.link?.covers(channels, kind === 'psubscribe') === true, this.deps.timeoutMs, remove)
     return remove
   }
 
@@ -150,25 +148,6 @@ export class PubSubHub {
     if (!this.closed) void this.link?.sync()
   }
 
-  /** Resolves when the link covers `keys` (and the patterns); rejects on a Redis refusal or after the timeout. */
-  private async covered (keys: readonly string[], patterns: boolean): Promise<void> {
-    const ok = (): boolean => this.link?.covers(keys, patterns) === true
-    if (ok()) return
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        clearTimeout(timer)
-        this.events.off('synced', check)
-        this.events.off('failed', done)
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      const check = (): void => { if (ok()) done() }
-      const timer = setTimeout(() => done(new Error(`not subscribed within ${this.deps.timeoutMs} ms`)), this.deps.timeoutMs)
-      this.events.on('synced', check)
-      this.events.on('failed', done)
-    })
-  }
-
   private ensureLink (): Link {
     if (this.link !== null) return this.link
     const target = this.choose(this.deps.nodes())
@@ -178,13 +157,7 @@ export class PubSubHub {
 
   private connect (addr: NodeAddress): Link {
     const node = nodeKey(addr)
-    const client = this.deps.connections.newClient(addr, 'skv-gateway-pubsub', { autoResubscribe: false })
-    let lastLogged = 0
-    client.on('error', (err: Error) => {
-      if (Date.now() - lastLogged < 5000) return
-      lastLogged = Date.now()
-      this.deps.log.warn({ node, err: err.message }, 'pubsub: subscriber connection error')
-    })
+    const client = subscriberClient(this.deps.connections, addr, this.deps.log)
     const link = new Link(node, client, () => ({ channels: new Set(this.channels.keys()), patterns: this.patterns.size > 0 }), FIREHOSE)
     link.on('message', (channel: Buffer, message: Buffer) => this.onMessage(channel, message))
     link.on('pmessage', (channel: Buffer, message: Buffer) => this.onPatternMessage(channel, message))

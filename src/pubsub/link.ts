@@ -7,18 +7,54 @@
  * Everything is subscribed again after each (re)connect (ioredis's autoResubscribe is off: the
  * hub must know when the subscriptions are back, to tell the streams about the gap).
  *
+ * Sharded (SSUBSCRIBE, shard-hub.ts): one SSUBSCRIBE per hash slot (Redis Cluster refuses one
+ * spanning slots). ioredis leaves an SSUBSCRIBE answered MOVED pending forever (it only emits
+ * `moved`), and takes the `sunsubscribe` Redis pushes when a slot leaves the node (failover, slot
+ * migration) for the answer to a command it never sent: either ends this round (`moved`), and the
+ * second also reconnects, so that ioredis's state starts clean and everything is subscribed again.
+ *
  * Events: `synced` (all wanted is subscribed), `failed` (Redis refused a subscription), `lost`
- * (a synced connection closed), `message` (channel, message) and `pmessage` (channel, message),
- * as Buffers.
+ * (a synced connection closed), `moved` (sharded: a channel's slot is served elsewhere now),
+ * `message` (channel, message) and `pmessage` (channel, message), as Buffers.
  */
 import { EventEmitter } from 'node:events'
+import calculateSlot from 'cluster-key-slot'
 import type { Redis } from 'ioredis'
-import { closeClient } from '../redis/connections.js'
+import type { Logger } from 'pino'
+import { closeClient, nodeKey, type Connections, type NodeAddress } from '../redis/connections.js'
 
 /** What the hub wants subscribed: channel names as latin1 strings (their exact bytes), and whether patterns are in use. */
 export interface LinkWants { channels: ReadonlySet<string>; patterns: boolean }
 
 const bytes = (key: string): Buffer => Buffer.from(key, 'latin1')
+
+/** The channels by hash slot: one SSUBSCRIBE (SUNSUBSCRIBE) each. */
+function bySlot (keys: readonly string[]): Buffer[][] {
+  const groups = new Map<number, Buffer[]>()
+  for (const k of keys) {
+    const b = bytes(k)
+    const slot = calculateSlot(b)
+    const g = groups.get(slot)
+    if (g === undefined) groups.set(slot, [b])
+    else g.push(b)
+  }
+  return [...groups.values()]
+}
+
+/** ioredis's error for a reply no command was waiting for: here a `sunsubscribe` Redis pushed by itself. */
+const UNEXPECTED_SUNSUBSCRIBE = /Command queue state error.*Last reply: sunsubscribe/s
+
+/** A connection of its own to `addr` for a Link (named `skv-gateway-pubsub` in CLIENT LIST), its errors logged at most every 5 s. */
+export function subscriberClient (connections: Pick<Connections, 'newClient'>, addr: NodeAddress, log: Logger): Redis {
+  const client = connections.newClient(addr, 'skv-gateway-pubsub', { autoResubscribe: false })
+  let lastLogged = 0
+  client.on('error', (err: Error) => {
+    if (Date.now() - lastLogged < 5000) return
+    lastLogged = Date.now()
+    log.warn({ node: nodeKey(addr), err: err.message }, 'pubsub: subscriber connection error')
+  })
+  return client
+}
 
 export class Link extends EventEmitter {
   /** Channels confirmed subscribed on the current connection. */
@@ -29,20 +65,28 @@ export class Link extends EventEmitter {
   private closed = false
   /** Everything wanted was subscribed since the last (re)connect. */
   private synced = false
+  /** Sharded: rejects the round in flight when ioredis drops an SSUBSCRIBE's answer (see the module comment). */
+  private interrupt: ((err: Error) => void) | null = null
 
   /**
    * `node`: "host:port"; `client`: a connection of its own to it (autoResubscribe off), closed by
-   * close(); `firehosePatterns`: the PSUBSCRIBE patterns used while patterns are wanted.
+   * close(); `firehosePatterns`: the PSUBSCRIBE patterns used while patterns are wanted; `sharded`:
+   * SSUBSCRIBE instead of SUBSCRIBE (no patterns then).
    */
-  constructor (readonly node: string, private readonly client: Redis, private readonly wants: () => LinkWants, private readonly firehosePatterns: readonly string[]) {
+  constructor (readonly node: string, private readonly client: Redis, private readonly wants: () => LinkWants,
+    private readonly firehosePatterns: readonly string[], private readonly sharded = false) {
     super()
     client.on('ready', () => { this.reset(); void this.sync() })
+    if (sharded) {
+      client.on('moved', () => this.stale(false))
+      client.on('error', (err: Error) => { if (UNEXPECTED_SUNSUBSCRIBE.test(err.message)) this.stale(true) })
+    }
     client.on('close', () => {
       const was = this.synced
       this.reset()
       if (was && !this.closed) this.emit('lost')
     })
-    client.on('messageBuffer', (channel: Buffer, message: Buffer) => this.emit('message', channel, message))
+    client.on(sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.emit('message', channel, message))
     client.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.emit('pmessage', channel, message))
   }
 
@@ -69,8 +113,14 @@ export class Link extends EventEmitter {
         const drop = [...this.channels].filter(c => !want.channels.has(c))
         for (const c of drop) this.channels.delete(c)
         const ops: Array<Promise<unknown>> = []
-        if (drop.length > 0) ops.push(this.client.unsubscribe(...drop.map(bytes)))
-        if (add.length > 0) ops.push(this.client.subscribe(...add.map(bytes)))
+        if (this.sharded) {
+          // A SUNSUBSCRIBE refused (MOVED: the slot left this node, which dropped the channel already) changes nothing.
+          for (const g of bySlot(drop)) ops.push(this.client.sunsubscribe(...g).catch(() => {}))
+          for (const g of bySlot(add)) ops.push(this.client.ssubscribe(...g))
+        } else {
+          if (drop.length > 0) ops.push(this.client.unsubscribe(...drop.map(bytes)))
+          if (add.length > 0) ops.push(this.client.subscribe(...add.map(bytes)))
+        }
         const patterns = want.patterns
         if (patterns !== this.firehose) {
           // Like dropped channels, patterns stop counting as covered when their PUNSUBSCRIBE is sent: a
@@ -79,7 +129,9 @@ export class Link extends EventEmitter {
           if (!patterns) this.firehose = false
           ops.push(patterns ? this.client.psubscribe(...this.firehosePatterns) : this.client.punsubscribe(...this.firehosePatterns))
         }
-        await Promise.all(ops)
+        const round = Promise.all(ops)
+        await (this.sharded ? Promise.race([round, new Promise<never>((_resolve, reject) => { this.interrupt = reject })]) : round)
+        this.interrupt = null
         for (const c of add) this.channels.add(c)
         if (patterns) this.firehose = true
       } while (this.again)
@@ -92,8 +144,18 @@ export class Link extends EventEmitter {
       // the next 'ready' subscribes everything again.
       if ((err as Error).name === 'ReplyError' && !this.closed) this.emit('failed', err)
     } finally {
+      this.interrupt = null
       this.syncing = false
     }
+  }
+
+  /** Sharded: a slot was answered elsewhere (MOVED) or left this node (a pushed sunsubscribe; reconnect). */
+  private stale (reconnect: boolean): void {
+    if (this.closed) return
+    this.interrupt?.(Object.assign(new Error('a channel\'s slot is served by another node'), { name: 'MovedError' }))
+    this.interrupt = null
+    this.emit('moved')
+    if (reconnect) this.client.disconnect(true)
   }
 
   close (): void {

@@ -81,3 +81,27 @@ export function clusterNodes (shards: ReadonlyArray<{ readonly snapshot: Topolog
     failoverInProgress: false
   }
 }
+
+/** Where the sharded subscriptions (SSUBSCRIBE) of a hash slot are held now; `owner` names what serves the slot (its change is a slot move). */
+export interface ShardTarget { node: NodeAddress; owner: string }
+
+/** Sentinel mode: the master for every slot; none while a failover is in progress (the subscriptions hold still). */
+export function sentinelShardTarget (topology: { readonly snapshot: TopologySnapshot }): (slot: number) => ShardTarget | null {
+  return () => {
+    const s = topology.snapshot
+    return s.master === null || s.failoverInProgress ? null : { node: s.master, owner: 'master' }
+  }
+}
+
+/**
+ * Cluster mode: the master of the shard serving the slot (SPUBLISH reaches the nodes of that shard
+ * only); none while the shard fails over or no shard serves the slot.
+ */
+export function clusterShardTarget (cluster: { shardForSlot (slot: number): { readonly id: string; readonly snapshot: TopologySnapshot } }): (slot: number) => ShardTarget | null {
+  return slot => {
+    let shard
+    try { shard = cluster.shardForSlot(slot) } catch { return null }
+    const s = shard.snapshot
+    return s.master === null || s.failoverInProgress ? null : { node: s.master, owner: shard.id }
+  }
+}

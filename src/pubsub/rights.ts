@@ -1,7 +1,7 @@
 /**
  * Who may subscribe to what: the pub/sub right (`p`), no reserved channel (`__...`, Redis's and
  * Sentinel's), and for a token limited to a prefix only channels inside it. The same rules as
- * src/security/policy.ts applies to PUBLISH and PUBSUB, for SUBSCRIBE and PSUBSCRIBE.
+ * src/security/policy.ts applies to PUBLISH, SPUBLISH and PUBSUB, for SUBSCRIBE, PSUBSCRIBE and SSUBSCRIBE.
  *
  * Patterns: one that starts with `__` is refused; any other may match reserved channels (`*`,
  * `_*`, `[_]*`...), whose messages the hub never delivers (and the data user's Redis ACL never
@@ -13,7 +13,7 @@ import type { Principal } from '../auth.js'
 import { NoPermission } from '../security/policy.js'
 import { isReservedChannel, startsWithBytes } from '../security/reserved.js'
 
-export type SubscriptionKind = 'subscribe' | 'psubscribe'
+export type SubscriptionKind = 'subscribe' | 'psubscribe' | 'ssubscribe'
 
 /** Characters with a meaning in a Redis glob pattern. */
 const GLOB = /[*?[\\]/

@@ -4,6 +4,7 @@
  *   data: subscribe,<channel>,<count>          data: psubscribe,<pattern>,<count>
  *   data: message,<channel>,<message>          data: pmessage,<pattern>,<channel>,<message>
  *   data: unsubscribe,<channel>,<count>        data: punsubscribe,<pattern>,<count>  (the gateway ends the stream)
+ *   data: ssubscribe / smessage / sunsubscribe  as the first column, for sharded channels
  *   data: gap,<reason>,<ISO time>              messages published since that time may have been missed
  * plus `: ping` comments every heartbeat. Text is UTF-8; a field holding a line break (which would
  * end the `data:` line and let a publisher forge events) is sent as a JSON string instead.
@@ -14,6 +15,7 @@
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { GapReason, HubListener, HubMessage } from './hub.js'
+import type { SubscriptionKind } from './rights.js'
 
 export interface StreamOptions {
   /** Interval of the `: ping` comments (PUBSUB_HEARTBEAT_MS). */
@@ -37,7 +39,7 @@ export function field (text: string): string {
 export function messageFrame (m: HubMessage): Buffer {
   const channel = field(m.channel.toString('utf8'))
   const message = field(m.message.toString('utf8'))
-  const line = m.pattern === undefined ? `message,${channel},${message}` : `pmessage,${field(m.pattern)},${channel},${message}`
+  const line = m.pattern !== undefined ? `pmessage,${field(m.pattern)},${channel},${message}` : `${m.sharded === true ? 's' : ''}message,${channel},${message}`
   return Buffer.from(`data: ${line}\n\n`)
 }
 
@@ -49,7 +51,7 @@ export class SseStream implements HubListener {
   private ended = false
 
   /** `onEnd` runs once, whatever ends the stream. */
-  constructor (private readonly kind: 'subscribe' | 'psubscribe', private readonly res: ServerResponse,
+  constructor (private readonly kind: SubscriptionKind, private readonly res: ServerResponse,
     private readonly opts: StreamOptions, private readonly onEnd: (why: EndReason) => void) {
     this.timer = setInterval(() => this.push(HEARTBEAT), opts.heartbeatMs)
     this.timer.unref()
@@ -76,7 +78,7 @@ export class SseStream implements HubListener {
   /** Ends the stream cleanly: an unsubscribe confirmation per name, then the end of the response. */
   end (): void {
     if (this.ended) return
-    const un = this.kind === 'subscribe' ? 'unsubscribe' : 'punsubscribe'
+    const un = { subscribe: 'unsubscribe', psubscribe: 'punsubscribe', ssubscribe: 'sunsubscribe' }[this.kind]
     this.names.forEach((n, i) => this.push(Buffer.from(`data: ${un},${field(n)},${this.names.length - i - 1}\n\n`)))
     this.body.push(null)
     this.finish('server')
