@@ -117,8 +117,10 @@ export class ShardedPubSubHub {
       c.owner = t.owner
       if (!this.links.has(node)) this.connect(node, t.node)
     }
+    const used = new Set<string | null>()
+    for (const c of this.channels.values()) used.add(c.node)
     for (const [node, link] of this.links) {
-      if ([...this.channels.values()].some(c => c.node === node)) {
+      if (used.has(node)) {
         void link.sync()
       } else {
         link.close()

@@ -6,7 +6,7 @@ import { GatewayError } from '../errors.js'
  * Resolves when `ok()` holds, checked now and at each `synced` event of `events`; rejects on a
  * `failed` event (a Redis refusal) or after `timeoutMs`.
  */
-export async function untilCovered (events: EventEmitter, ok: () => boolean, timeoutMs: number): Promise<void> {
+async function untilCovered (events: EventEmitter, ok: () => boolean, timeoutMs: number): Promise<void> {
   if (ok()) return
   await new Promise<void>((resolve, reject) => {
     const done = (err?: Error): void => {
